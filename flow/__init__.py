@@ -1,0 +1,5 @@
+"""qnnflow's flow: model -> hardware as ordered, named build steps over ONNX."""
+from .config import BuildConfig
+from .errors import FlowError
+
+__all__ = ["BuildConfig", "FlowError"]

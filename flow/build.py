@@ -1,0 +1,177 @@
+"""The build: an ordered list of named steps, run into a temporary folder that is
+renamed to the requested one only when everything succeeded."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Callable
+
+from qonnx.core.modelwrapper import ModelWrapper
+
+from .config import BuildConfig
+from .errors import FlowError
+from .steps import frontend as fe
+from .steps import hardware as hwsteps
+
+log = logging.getLogger(__name__)
+
+Step = Callable[[ModelWrapper, BuildConfig], ModelWrapper]
+
+STEPS: list[tuple[str, Step]] = [
+    ("export", fe.step_export),
+    ("qonnx_to_finn", fe.step_qonnx_to_finn),
+    ("tidy_up", fe.step_tidy_up),
+    ("streamline", fe.step_streamline),
+    ("round_half_even", fe.step_round_half_even),
+    ("remove_identity_thresholds", fe.step_remove_identity_thresholds),
+    ("split_float_tail", fe.step_split_float_tail),
+    ("convert_to_hw", hwsteps.step_convert_to_hw),
+    ("minimize_bit_width_initial", hwsteps.step_minimize_bit_width),
+    ("create_dataflow_partition", hwsteps.step_create_dataflow_partition),
+    ("prefer_rtl", hwsteps.step_prefer_rtl),
+    ("specialize_layers", hwsteps.step_specialize_layers),
+    ("set_folding", hwsteps.step_set_folding),
+    ("minimize_bit_width", hwsteps.step_minimize_bit_width),
+    ("estimates", hwsteps.step_estimates),
+    ("hw_codegen", hwsteps.step_hw_codegen),
+]
+
+
+def step_file(index: int, name: str) -> str:
+    return f"{index:02d}_{name}.onnx"
+
+
+def find_step(build_dir: Path, name: str) -> Path:
+    """The saved model of step `name` in a finished build."""
+    for i, (n, _) in enumerate(STEPS):
+        if n == name:
+            p = Path(build_dir) / "steps" / step_file(i, n)
+            if not p.is_file():
+                raise FlowError(f"{p} is missing; is {build_dir} a complete qnnflow build?")
+            return p
+    raise KeyError(name)
+
+
+def _relocate(work: Path, final: Path) -> None:
+    """Rewrite absolute paths FINN stored (node attributes, generated Verilog) from the
+    temporary folder to the final one, so the renamed build stays self-consistent."""
+    old, new = str(work.resolve()), str(final.resolve())
+    for p in work.rglob("*"):
+        if not p.is_file():
+            continue
+        if p.suffix == ".onnx":
+            m = ModelWrapper(str(p))
+            changed = False
+            for node in m.graph.node:
+                for a in node.attribute:
+                    if a.type == a.STRING and old.encode() in a.s:
+                        a.s = a.s.replace(old.encode(), new.encode())
+                        changed = True
+            if changed:
+                m.save(str(p))
+        elif p.suffix in (".v", ".sv", ".tcl", ".json", ".sh", ".txt", ".md"):
+            text = p.read_text(errors="replace")
+            if old in text:
+                p.write_text(text.replace(old, new))
+
+
+def run_build(cfg: BuildConfig, console=None) -> dict:
+    """Run every step, verification and the report; return the report dict."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from .report import assemble_report, write_report
+    from .verify import verify_build, write_build_info
+
+    out = cfg.out
+    if out.exists() and not cfg.force:
+        raise FlowError(f"build folder {out} exists; pass --force to replace it or choose another --out")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = out.parent / f".{out.name}.tmp-{os.getpid()}"
+    if work.exists():
+        shutil.rmtree(work)
+    (work / "steps").mkdir(parents=True)
+    cfg.work_dir = work
+    timings: dict[str, float] = {}
+    try:
+        model = None
+        with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                      TimeElapsedColumn(), console=console, transient=False) as progress:
+            task = progress.add_task("build", total=len(STEPS))
+            for i, (name, fn) in enumerate(STEPS):
+                progress.update(task, description=f"step {name}")
+                t0 = time.perf_counter()
+                model = fn(model, cfg)
+                model.save(str(work / "steps" / step_file(i, name)))
+                timings[name] = round(time.perf_counter() - t0, 3)
+                progress.advance(task)
+            info = build_info(cfg, model)
+            write_build_info(work, info)
+            verify = None
+            if cfg.verify:
+                t0 = time.perf_counter()
+                verify = verify_build(work, cfg.samples, module=cfg.extra.get("brevitas_module"),
+                                      progress=progress)
+                timings["verify"] = round(time.perf_counter() - t0, 3)
+            progress.update(task, description="done")
+        report = write_report(work, assemble_report(info, timings, verify, cfg.extra))
+        _relocate(work, out)
+        if out.exists():
+            trash = out.parent / f".{out.name}.old-{os.getpid()}"
+            out.rename(trash)
+            shutil.rmtree(trash)
+        work.rename(out)
+        return report
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+
+
+def build_info(cfg: BuildConfig, model: ModelWrapper) -> dict:
+    """What a later `qnnflow verify`/`rtlsim` needs to know about this build (build.json)."""
+    import numpy as np
+
+    ishape = model.get_tensor_shape(model.graph.input[0].name)
+    cfg.extra["layers"] = [{"name": n.name, "op_type": n.op_type} for n in model.graph.node]
+    info = {
+        "model": cfg.model, "onnx": str(cfg.onnx.resolve()) if cfg.onnx else None,
+        "checkpoint": cfg.extra.get("checkpoint") and str(Path(cfg.extra["checkpoint"]).resolve()),
+        "input_scale": cfg.input_scale, "input_dtype": cfg.extra.get("input_dtype", cfg.input_dtype),
+        "input_shape": list(ishape), "samples": cfg.samples,
+        "board": cfg.board, "fpga_part": cfg.fpga_part, "clock_mhz": float(cfg.clock_mhz),
+        "target_fps": cfg.target_fps, "folding": str(cfg.folding) if cfg.folding else None,
+        "input_source": "mnist",
+    }
+    if cfg.onnx is not None or cfg.module is not None and cfg.input_npy is not None:
+        from qonnx.core.datatype import DataType
+
+        from .steps.frontend import integer_input_check
+
+        if cfg.input_npy is not None:
+            try:
+                x = np.load(cfg.input_npy)
+            except Exception as exc:
+                raise FlowError(f"--input {cfg.input_npy} is not a readable .npy file ({exc})") from None
+            x = x.reshape(len(x), -1) if x.ndim > 1 else x.reshape(1, -1)
+            if x.shape[1] != int(np.prod(ishape[1:])):
+                raise FlowError(f"--input {cfg.input_npy} has {x.shape[1]} values per sample; "
+                                f"the graph input {list(ishape)} needs {int(np.prod(ishape[1:]))}")
+            integer_input_check(x, info["input_dtype"], f"--input {cfg.input_npy}")
+        else:
+            dt = DataType[info["input_dtype"]]
+            rng = np.random.default_rng(0)
+            x = rng.integers(int(dt.min()), int(dt.max()) + 1, size=(cfg.samples, int(np.prod(ishape[1:]))))
+        np.save(cfg.work_dir / "inputs_all.npy", x.astype(np.int64))
+        info["input_source"] = "file"
+        info["samples"] = cfg.samples = min(cfg.samples, len(x))
+    return info
+
+
+def load_build_config(build_dir: Path) -> dict:
+    p = Path(build_dir) / "build.json"
+    if not p.is_file():
+        raise FlowError(f"{build_dir} is not a qnnflow build folder (no build.json); run `qnnflow build` first")
+    return json.loads(p.read_text())

@@ -1,0 +1,63 @@
+"""The build configuration: one dataclass, filled from the CLI or the Python API."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hw.boards import BoardError, get_board
+
+from .errors import FlowError
+
+
+@dataclass
+class BuildConfig:
+    out: Path
+    model: str | None = None          # zoo name, e.g. "tfc-w2a2"
+    checkpoint: Path | None = None    # default: the shipped checkpoint of `model`
+    onnx: Path | None = None          # a QONNX or FINN-ONNX file exported elsewhere
+    module: Any = None                # a Brevitas nn.Module (Python API)
+    input_npy: Path | None = None     # verification inputs for --onnx builds
+    board: str = "pynq-z1"
+    clock_mhz: float | None = None    # default: the board's clock
+    target_fps: float | None = 100_000.0
+    folding: Path | None = None       # a FINN folding JSON; overrides target_fps
+    samples: int = 1000               # verification samples (MNIST test images)
+    verify: bool = True
+    input_dtype: str = "UINT8"        # what the accelerator streams in
+    input_scale: float = 1.0 / 256    # float input = integer input * input_scale
+    force: bool = False
+    # set by the runner
+    work_dir: Path = field(default=Path("."), repr=False)
+    extra: dict = field(default_factory=dict, repr=False)
+
+    def __post_init__(self):
+        self.out = Path(self.out)
+        sources = [x is not None for x in (self.model, self.onnx, self.module)]
+        if sum(sources) != 1:
+            raise FlowError("give exactly one of --model NAME, --onnx FILE (or a module in the Python API)")
+        try:
+            self.board_info = get_board(self.board)
+        except BoardError as exc:
+            raise FlowError(str(exc)) from None
+        if self.clock_mhz is None:
+            self.clock_mhz = self.board_info.clock_mhz
+        if self.samples < 1:
+            raise FlowError(f"--samples must be >= 1, got {self.samples}")
+        if self.folding is not None:
+            self.folding = Path(self.folding)
+            if not self.folding.is_file():
+                raise FlowError(f"folding config {self.folding} does not exist")
+            self.target_fps = None
+
+    @property
+    def fpga_part(self) -> str:
+        return self.board_info.part
+
+    @property
+    def clk_period_ns(self) -> float:
+        return 1000.0 / float(self.clock_mhz)
+
+    def path(self, *parts: str) -> Path:
+        """A path inside the (temporary) build folder."""
+        return self.work_dir.joinpath(*parts)

@@ -1,0 +1,69 @@
+"""report.json (the keys ARCHITECTURE.md fixes, plus more) and a human report."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+
+def assemble_report(info: dict, timings: dict, verify: dict | None, extra: dict) -> dict:
+    report = {
+        "model": info.get("model") or info.get("onnx") or "module",
+        "board": info["board"], "fpga_part": info["fpga_part"], "clock_mhz": info["clock_mhz"],
+        "target_fps": info.get("target_fps"),
+        "checkpoint": info.get("checkpoint"),
+        "checkpoint_meta": extra.get("checkpoint_meta"),
+        "input_dtype": info.get("input_dtype"),
+        "float_tail": extra.get("float_tail"),
+        "hls_layers": extra.get("hls_layers", []),
+        "layers": extra.get("layers", []),
+        "estimates": extra.get("estimates"),
+        "verify": None, "accuracy": {},
+        "rtlsim": None,
+        "timings_s": timings,
+    }
+    if verify:
+        report["verify"] = verify["verify"]
+        report["accuracy"] = verify["accuracy"]
+    return report
+
+
+def summary_table(report: dict) -> Table:
+    v = report.get("verify") or {}
+    t = Table(title=f"qnnflow build: {report['model']} on {report['board']} "
+                    f"({report['fpga_part']}, {report['clock_mhz']:g} MHz)")
+    t.add_column("stage")
+    t.add_column("mismatches", justify="right")
+    t.add_column("top-1 %", justify="right")
+    t.add_column("seconds", justify="right")
+    for s in v.get("stages", []):
+        mm = v["mismatches"][s]
+        t.add_row(s, f"{mm} / {v['samples']}" + (" (reference)" if s == v.get("reference") else ""),
+                  f"{report['accuracy'].get(s, float('nan')):.2f}" if s in report["accuracy"] else "-",
+                  f"{v.get('timings_s', {}).get(s, 0):.2f}")
+    for s, why in v.get("skipped", {}).items():
+        t.add_row(s, "skipped", "-", "-", style="dim")
+    est = report.get("estimates") or {}
+    if est:
+        t.caption = (f"FINN estimate: {est['max_cycles']} cycles/image, {est['fps']:,.0f} images/s, "
+                     f"latency {est['critical_path_cycles']} cycles; "
+                     f"LUT {est['layer_resources']['total'].get('LUT', 0):,.0f}, "
+                     f"BRAM18 {est['layer_resources']['total'].get('BRAM_18K', 0):,.0f}, "
+                     f"DSP {est['layer_resources']['total'].get('DSP', 0):,.0f}")
+    return t
+
+
+def write_report(build_dir: Path, report: dict) -> dict:
+    build_dir = Path(build_dir)
+    (build_dir / "report.json").write_text(json.dumps(report, indent=2, default=float))
+    console = Console(record=True, width=110, file=open("/dev/null", "w"))
+    console.print(summary_table(report))
+    v = report.get("verify") or {}
+    for s, fm in (v.get("first_mismatch") or {}).items():
+        console.print(f"{s}: first mismatch at sample {fm['sample']}, output {fm['index']}: "
+                      f"{fm['value']} vs {v['reference']} {fm['reference']}")
+    console.print("timings (s): " + ", ".join(f"{k} {val:.2f}" for k, val in report["timings_s"].items()))
+    (build_dir / "report.txt").write_text(console.export_text())
+    return report

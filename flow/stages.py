@@ -1,0 +1,140 @@
+"""The stages of the verification chain, each mapping the same integer inputs to the
+integers at the accelerator's output boundary (before the float tail).
+
+brevitas -> qonnx -> streamlined -> hw_python -> intsim (-> rtlsim, in hw)
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from qonnx.core.modelwrapper import ModelWrapper
+from qonnx.transformation.infer_shapes import InferShapes
+
+from .errors import FlowError
+from .transforms.float_tail import FloatTail
+
+log = logging.getLogger(__name__)
+
+STAGES = ("brevitas", "qonnx", "streamlined", "hw_python", "intsim", "rtlsim")
+# Outputs that must be integers after inverting the float tail (brevitas, qonnx run in float).
+INT_RTOL = 1e-3
+
+
+def to_integers(y: np.ndarray, tail: FloatTail, stage: str) -> tuple[np.ndarray, float]:
+    """Invert the float tail of a float-domain stage and read its integers.
+
+    Returns the integers and the largest distance from an integer seen (float noise).
+    """
+    z = tail.invert(y)
+    ints = np.rint(z)
+    resid = float(np.max(np.abs(z - ints))) if z.size else 0.0
+    if resid > INT_RTOL * max(1.0, float(np.max(np.abs(z)))):
+        log.warning("%s: outputs are %.3g away from integers after the float tail", stage, resid)
+    return ints.astype(np.int64), resid
+
+
+def with_batch(model: ModelWrapper, n: int) -> ModelWrapper:
+    """A copy of a plain ONNX/QONNX/FINN (non-HW) graph whose batch dimension is n."""
+    m = ModelWrapper(model.model.__deepcopy__())
+    for vi in list(m.graph.value_info):
+        m.graph.value_info.remove(vi)
+    for t in list(m.graph.input) + list(m.graph.output):
+        shape = m.get_tensor_shape(t.name)
+        m.set_tensor_shape(t.name, [n] + list(shape[1:]))
+    return m.transform(InferShapes())
+
+
+def run_batched(model: ModelWrapper, x: np.ndarray, batch: int, execute: Callable) -> np.ndarray:
+    """Execute in batches; graphs that hard-code batch 1 (a constant Reshape) go one by one."""
+    try:
+        return _run_batched(model, x, batch, execute)
+    except Exception as exc:
+        if len(x) == 1:
+            raise
+        log.info("batched execution failed (%s); running one sample at a time", exc)
+        return run_per_sample(model, x, execute)
+
+
+def _run_batched(model: ModelWrapper, x: np.ndarray, batch: int, execute: Callable) -> np.ndarray:
+    iname, oname = model.graph.input[0].name, model.graph.output[0].name
+    ishape = model.get_tensor_shape(iname)
+    outs = []
+    cache: dict[int, ModelWrapper] = {}
+    for i in range(0, len(x), batch):
+        xb = x[i:i + batch].astype(np.float32).reshape([-1] + list(ishape[1:]))
+        n = len(xb)
+        if n not in cache:
+            cache[n] = with_batch(model, n)
+        outs.append(np.asarray(execute(cache[n], {iname: xb})[oname]))
+    return np.concatenate(outs).reshape(len(x), -1)
+
+
+def run_per_sample(model: ModelWrapper, x: np.ndarray, execute: Callable, progress=None) -> np.ndarray:
+    """HW-layer graphs fix their batch to 1 in node attributes: one sample at a time."""
+    iname, oname = model.graph.input[0].name, model.graph.output[0].name
+    ishape = model.get_tensor_shape(iname)
+    outs = []
+    for i in range(len(x)):
+        outs.append(np.asarray(execute(model, {iname: x[i:i + 1].astype(np.float32).reshape(ishape)})[oname]))
+        if progress:
+            progress()
+    return np.concatenate([o.reshape(1, -1) for o in outs])
+
+
+def stage_brevitas(module, x: np.ndarray, tail: FloatTail) -> tuple[np.ndarray, float]:
+    import torch
+
+    outs = []
+    with torch.no_grad():
+        for i in range(0, len(x), 1000):
+            y = module(torch.from_numpy(x[i:i + 1000].astype(np.float32)))
+            outs.append((y.value if hasattr(y, "value") else y).numpy().reshape(len(y), -1))
+    return to_integers(np.concatenate(outs), tail, "brevitas")
+
+
+def stage_qonnx(path: Path, x: np.ndarray, tail: FloatTail) -> tuple[np.ndarray, float]:
+    from qonnx.core.onnx_exec import execute_onnx
+
+    y = run_batched(ModelWrapper(str(path)), x, 1000, execute_onnx)
+    return to_integers(y, tail, "qonnx")
+
+
+def stage_finn(path: Path, x: np.ndarray) -> np.ndarray:
+    """FINN's python execution of the streamlined (integer) graph."""
+    from finn.core.onnx_exec import execute_onnx
+
+    y = run_batched(ModelWrapper(str(path)), x, 1000, execute_onnx)
+    return _exact_ints(y, "streamlined")
+
+
+def stage_hw_python(path: Path, x: np.ndarray, progress=None) -> np.ndarray:
+    from finn.core.onnx_exec import execute_onnx
+    from qonnx.custom_op.registry import getCustomOp
+
+    model = generic_hw_layers(ModelWrapper(str(path)))
+    for node in model.graph.node:
+        getCustomOp(node).set_nodeattr("exec_mode", "")  # "" is FINN's python execution
+    y = run_per_sample(model, x, execute_onnx, progress)
+    return _exact_ints(y, "hw_python")
+
+
+def generic_hw_layers(model: ModelWrapper) -> ModelWrapper:
+    """The specialised (_rtl/_hls) layers as FINN's generic HW layers, which execute in
+    python; folding, widths and parameters are those of the final graph."""
+    m = ModelWrapper(model.model.__deepcopy__())
+    for node in m.graph.node:
+        for suffix in ("_rtl", "_hls"):
+            if node.op_type.endswith(suffix):
+                node.op_type = node.op_type[: -len(suffix)]
+                node.domain = "finn.custom_op.fpgadataflow"
+    return m
+
+
+def _exact_ints(y: np.ndarray, stage: str) -> np.ndarray:
+    if not np.array_equal(y, np.rint(y)):
+        raise FlowError(f"stage {stage} produced non-integer outputs; the integer graph is broken "
+                        "(a float op inside the dataflow part)")
+    return y.astype(np.int64)

@@ -1,0 +1,225 @@
+"""Front end: Brevitas/QONNX in, a streamlined integer FINN graph out."""
+from __future__ import annotations
+
+import contextlib
+import logging
+import warnings
+
+import numpy as np
+import onnx
+import torch
+from qonnx.core.datatype import DataType
+from qonnx.core.modelwrapper import ModelWrapper
+from qonnx.transformation.fold_constants import FoldConstants
+from qonnx.transformation.general import (
+    GiveReadableTensorNames,
+    GiveUniqueNodeNames,
+    RemoveStaticGraphInputs,
+    RemoveUnusedTensors,
+)
+from qonnx.transformation.infer_data_layouts import InferDataLayouts
+from qonnx.transformation.infer_datatypes import InferDataTypes
+from qonnx.transformation.infer_shapes import InferShapes
+from qonnx.util.cleanup import cleanup_model
+
+from ..config import BuildConfig
+from ..errors import FlowError
+from ..transforms import RemoveIdentityThresholds, RoundThresholdsHalfEven, split_float_tail
+
+log = logging.getLogger(__name__)
+
+QONNX_OPS = {"Quant", "BipolarQuant", "BinaryQuant", "Trunc"}
+# ONNX/QONNX/FINN ops the front end can lower to FINN's dataflow layers.
+LOWERABLE_OPS = QONNX_OPS | {
+    "MatMul", "Gemm", "Conv", "Relu", "BatchNormalization", "Mul", "Add", "Sub", "Div",
+    "Reshape", "Flatten", "Transpose", "MaxPool", "AveragePool", "GlobalAveragePool", "Pad",
+    "Identity", "Squeeze", "Unsqueeze", "MultiThreshold", "TopK", "Im2Col", "MaxPoolNHWC",
+    "XnorPopcountMatMul", "Constant", "Sign",
+}
+
+
+class InputScale(torch.nn.Module):
+    """Feeds integer inputs to a network trained on `x * scale` (e.g. pixels / 256)."""
+
+    def __init__(self, module: torch.nn.Module, scale: float):
+        super().__init__()
+        self.module = module
+        self.scale = float(scale)
+
+    def forward(self, x):
+        return self.module(x * self.scale)
+
+
+def _brevitas_module(cfg: BuildConfig) -> torch.nn.Module:
+    if cfg.module is not None:
+        return cfg.module.eval()
+    from models import ModelError, load_checkpoint, shipped_checkpoint
+
+    try:
+        ckpt = cfg.checkpoint or shipped_checkpoint(cfg.model)
+        module, meta = load_checkpoint(ckpt, cfg.model)
+    except ModelError as exc:
+        raise FlowError(str(exc)) from None
+    cfg.extra["checkpoint"] = str(ckpt)
+    cfg.extra["checkpoint_meta"] = {k: v for k, v in meta.items() if k != "history"}
+    return module
+
+
+def check_lowerable(model: ModelWrapper, where: str) -> None:
+    """Refuse, before any long step, a graph holding ops the flow cannot lower; list them all."""
+    bad = [f"{n.name or '?'} ({n.op_type})" for n in model.graph.node
+           if n.op_type not in LOWERABLE_OPS and not n.domain.startswith("finn.custom_op.fpgadataflow")]
+    if bad:
+        raise FlowError(f"{where}: {len(bad)} node(s) the flow cannot lower: {', '.join(bad)}; "
+                        "replace these layers with quantized equivalents (Brevitas QuantLinear/QuantConv2d/"
+                        "QuantReLU/MaxPool) or keep them outside the exported network")
+
+
+def step_export(model, cfg: BuildConfig) -> ModelWrapper:
+    """Brevitas module (zoo name, checkpoint or Python API) -> QONNX; or load --onnx."""
+    dst = cfg.path("steps", "00_export.onnx")
+    if cfg.onnx is not None:
+        try:
+            proto = onnx.load(str(cfg.onnx))
+            onnx.checker.check_model(proto)
+            model = ModelWrapper(proto)
+        except FileNotFoundError:
+            raise FlowError(f"ONNX file {cfg.onnx} does not exist") from None
+        except Exception as exc:
+            msg = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+            raise FlowError(f"ONNX file {cfg.onnx} does not load ({msg}); "
+                            "export it again with brevitas.export.export_qonnx") from None
+        if len(model.graph.input) != 1 or len(model.graph.output) != 1:
+            raise FlowError(f"ONNX file {cfg.onnx} has {len(model.graph.input)} inputs and "
+                            f"{len(model.graph.output)} outputs; the flow needs exactly one of each")
+        model.save(str(dst))
+        return ModelWrapper(str(dst))
+    from brevitas.export import export_qonnx
+
+    if not log.isEnabledFor(logging.INFO):  # torch's exporter logs at import; keep -v for that
+        logging.getLogger("torch.onnx").setLevel(logging.ERROR)
+    module = InputScale(_brevitas_module(cfg), cfg.input_scale).eval()
+    cfg.extra["brevitas_module"] = module
+    example = torch.zeros(1, *_input_shape(cfg, module))
+    log_path = cfg.path("export.log")
+    with open(log_path, "w") as fh, contextlib.redirect_stdout(fh), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        export_qonnx(module, example, export_path=str(dst))
+    return ModelWrapper(str(dst))
+
+
+def _input_shape(cfg: BuildConfig, module) -> tuple[int, ...]:
+    shape = cfg.extra.get("input_shape")
+    if shape is not None:
+        return tuple(shape)
+    first = next((m for m in module.modules() if hasattr(m, "in_features")), None)
+    if first is None:
+        raise FlowError("cannot infer the input shape of the module; pass input_shape=(C, H, W) to flow.build")
+    return (first.in_features,)
+
+
+def step_qonnx_to_finn(model: ModelWrapper, cfg: BuildConfig) -> ModelWrapper:
+    """QONNX cleanup, input datatype annotation, ConvertQONNXtoFINN."""
+    from finn.transformation.qonnx.convert_qonnx_to_finn import ConvertQONNXtoFINN
+
+    check_lowerable(model, f"model {cfg.model or cfg.onnx or 'module'}")
+    model = cleanup_model(model)
+    model = _remove_identity_reshapes(model.transform(InferShapes()))
+    iname = model.graph.input[0].name
+    annotated = model.get_tensor_datatype(iname)
+    if annotated.is_integer():
+        cfg.extra["input_dtype"] = annotated.name
+    else:
+        model.set_tensor_datatype(iname, DataType[cfg.input_dtype])
+        cfg.extra["input_dtype"] = cfg.input_dtype
+    if any(n.op_type in QONNX_OPS for n in model.graph.node):
+        cfg.extra["qonnx_model"] = True
+        model.save(str(cfg.path("qonnx_clean.onnx")))
+        model = model.transform(ConvertQONNXtoFINN())
+    return model
+
+
+def _remove_identity_reshapes(model: ModelWrapper) -> ModelWrapper:
+    """Reshape/Flatten nodes that keep the shape (e.g. x.reshape(N, -1) on (N, 784))."""
+    from qonnx.transformation.remove import remove_node_and_rewire
+
+    for node in list(model.graph.node):
+        if node.op_type in ("Reshape", "Flatten") and \
+                model.get_tensor_shape(node.input[0]) == model.get_tensor_shape(node.output[0]):
+            remove_node_and_rewire(model, node)
+    return model
+
+
+def step_tidy_up(model: ModelWrapper, cfg: BuildConfig) -> ModelWrapper:
+    model = model.transform(InferShapes())
+    model = model.transform(FoldConstants())
+    model = _remove_identity_reshapes(model)
+    model = model.transform(GiveUniqueNodeNames())
+    model = model.transform(GiveReadableTensorNames())
+    model = model.transform(InferDataTypes())
+    model = model.transform(RemoveStaticGraphInputs())
+    return model
+
+
+def step_streamline(model: ModelWrapper, cfg: BuildConfig) -> ModelWrapper:
+    """FINN's streamlining: float scales and biases moved into the thresholds."""
+    import finn.transformation.streamline.absorb as absorb
+    from finn.transformation.streamline import Streamline
+    from finn.transformation.streamline.reorder import MakeMaxPoolNHWC
+    from qonnx.transformation.bipolar_to_xnor import ConvertBipolarMatMulToXnorPopcount
+    from qonnx.transformation.lower_convs_to_matmul import LowerConvsToMatMul
+
+    model = model.transform(absorb.AbsorbScalarBiasIntoMultiThreshold())
+    model = model.transform(Streamline())
+    if model.get_nodes_by_op_type("Conv"):
+        model = model.transform(LowerConvsToMatMul())
+        model = model.transform(MakeMaxPoolNHWC())
+        model = model.transform(absorb.AbsorbTransposeIntoMultiThreshold())
+        model = model.transform(MakeMaxPoolNHWC())
+        model = model.transform(absorb.AbsorbConsecutiveTransposes())
+    model = model.transform(ConvertBipolarMatMulToXnorPopcount())
+    model = model.transform(Streamline())
+    model = model.transform(absorb.AbsorbScalarMulAddIntoTopK())
+    model = model.transform(InferDataLayouts())
+    model = model.transform(RemoveUnusedTensors())
+    return model
+
+
+def step_round_half_even(model: ModelWrapper, cfg: BuildConfig) -> ModelWrapper:
+    """Ours: integer thresholds with Brevitas's half-to-even ties (flow.transforms)."""
+    model = model.transform(RoundThresholdsHalfEven())
+    return model.transform(InferDataTypes())
+
+
+def step_remove_identity_thresholds(model: ModelWrapper, cfg: BuildConfig) -> ModelWrapper:
+    """Ours: drop thresholds that return their input (an input quantizer on the input's own grid)."""
+    before = len(model.graph.node)
+    model = model.transform(RemoveIdentityThresholds())
+    cfg.extra["identity_thresholds_removed"] = before - len(model.graph.node)
+    return model.transform(InferDataTypes())
+
+
+def step_split_float_tail(model: ModelWrapper, cfg: BuildConfig) -> ModelWrapper:
+    """Ours: keep the final float scale in software; the graph now ends in integers."""
+    model, tail = split_float_tail(model)
+    tail.save(cfg.path("float_tail.npz"))
+    cfg.extra["float_tail"] = tail.describe()
+    out = model.graph.output[0].name
+    if not model.get_tensor_datatype(out).is_integer():
+        prod = model.find_producer(out)
+        raise FlowError(f"the streamlined graph does not end in integers (output {out} from "
+                        f"{prod.name if prod else 'input'} is {model.get_tensor_datatype(out).name}); "
+                        "the last quantized layer must be followed only by a float scale/bias")
+    return model
+
+
+def integer_input_check(x: np.ndarray, dtype_name: str, what: str) -> np.ndarray:
+    """Inputs must be integers inside the input datatype: an error, never a silent clip."""
+    dt = DataType[dtype_name]
+    if not np.all(np.isfinite(x)) or not np.array_equal(x, np.rint(x)):
+        raise FlowError(f"{what}: inputs must be integers of type {dtype_name}; found non-integer values")
+    lo, hi = float(np.min(x)), float(np.max(x))
+    if lo < dt.min() or hi > dt.max():
+        raise FlowError(f"{what}: input values span [{lo:g}, {hi:g}], outside {dtype_name} "
+                        f"[{dt.min():g}, {dt.max():g}]")
+    return x

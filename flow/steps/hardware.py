@@ -1,0 +1,174 @@
+"""Hardware: FINN HW layers, one dataflow partition, RTL preferred, folded, code generated."""
+from __future__ import annotations
+
+import json
+import logging
+from functools import partial
+
+from qonnx.core.modelwrapper import ModelWrapper
+from qonnx.custom_op.registry import getCustomOp
+from qonnx.transformation.general import GiveUniqueNodeNames
+from qonnx.transformation.infer_data_layouts import InferDataLayouts
+from qonnx.transformation.infer_datatypes import InferDataTypes
+from qonnx.transformation.infer_shapes import InferShapes
+
+from ..config import BuildConfig
+from ..errors import FlowError
+
+log = logging.getLogger(__name__)
+
+FOLDING_ATTRS = ["PE", "SIMD", "parallel_window", "ram_style", "ram_style_thresholds",
+                 "resType", "mem_mode", "runtime_writeable_weights", "depth", "impl_style"]
+
+
+def _is_hw(node) -> bool:
+    return node.domain.startswith("finn.custom_op.fpgadataflow")
+
+
+def step_convert_to_hw(model: ModelWrapper, cfg: BuildConfig) -> ModelWrapper:
+    """Standalone thresholds (never Requant: it would round half-up), then matrix units."""
+    import finn.transformation.fpgadataflow.convert_to_hw as to_hw
+    from finn.transformation.fpgadataflow.convert_to_hw.binary_matrix_vector_activation import (
+        InferBinaryMatrixVectorActivation,
+    )
+    from finn.transformation.fpgadataflow.convert_to_hw.conv_inp_gen import InferConvInpGen
+    from finn.transformation.fpgadataflow.convert_to_hw.fm_padding import InferFMPadding
+    from finn.transformation.fpgadataflow.convert_to_hw.label_select import InferLabelSelectLayer
+    from finn.transformation.fpgadataflow.convert_to_hw.pool import InferPool
+    from finn.transformation.fpgadataflow.convert_to_hw.quantized_matrix_vector_activation import (
+        InferQuantizedMatrixVectorActivation,
+    )
+    from finn.transformation.fpgadataflow.convert_to_hw.thresholding import InferThresholdingLayer
+    from finn.transformation.fpgadataflow.convert_to_hw.vector_vector_activation import (
+        InferVectorVectorActivation,
+    )
+    from finn.transformation.move_reshape import RemoveCNVtoFCFlatten
+
+    del to_hw
+    for t in (InferThresholdingLayer(), InferBinaryMatrixVectorActivation(),
+              InferQuantizedMatrixVectorActivation(), InferVectorVectorActivation(),
+              InferLabelSelectLayer(), InferThresholdingLayer(), InferFMPadding(), InferPool(),
+              InferConvInpGen(), RemoveCNVtoFCFlatten()):
+        model = model.transform(t)
+    model = model.transform(GiveUniqueNodeNames())
+    model = model.transform(InferDataLayouts())
+    model = model.transform(InferDataTypes())
+    model = model.transform(InferShapes())
+    left = [f"{n.name} ({n.op_type})" for n in model.graph.node if not _is_hw(n)]
+    if left:
+        raise FlowError(f"{len(left)} node(s) could not be converted to FINN hardware layers: "
+                        f"{', '.join(left)}; see the streamlined graph in steps/ for their inputs")
+    return model
+
+
+def step_minimize_bit_width(model: ModelWrapper, cfg: BuildConfig) -> ModelWrapper:
+    """FINN's weight/accumulator width minimisation and threshold rounding/clipping."""
+    from finn.transformation.fpgadataflow.minimize_accumulator_width import MinimizeAccumulatorWidth
+    from finn.transformation.fpgadataflow.minimize_weight_bit_width import MinimizeWeightBitWidth
+    from finn.transformation.streamline.round_thresholds import RoundAndClipThresholds
+
+    model = model.transform(MinimizeWeightBitWidth())
+    model = model.transform(MinimizeAccumulatorWidth())
+    model = model.transform(InferDataTypes())
+    model = model.transform(RoundAndClipThresholds())
+    model = model.transform(InferDataTypes())
+    model = model.transform(MinimizeWeightBitWidth())
+    return model.transform(InferDataTypes())
+
+
+def step_create_dataflow_partition(model: ModelWrapper, cfg: BuildConfig) -> ModelWrapper:
+    """One StreamingDataflowPartition; the parent graph is saved as dataflow_parent.onnx."""
+    from finn.transformation.fpgadataflow.create_dataflow_partition import CreateDataflowPartition
+
+    parent = model.transform(CreateDataflowPartition(partition_model_dir=str(cfg.path("partitions"))))
+    sdps = parent.get_nodes_by_op_type("StreamingDataflowPartition")
+    if len(sdps) != 1:
+        raise FlowError(f"expected one dataflow partition, got {len(sdps)}; "
+                        "non-hardware layers sit between hardware layers")
+    parent.save(str(cfg.path("dataflow_parent.onnx")))
+    return ModelWrapper(getCustomOp(sdps[0]).get_nodeattr("model"))
+
+
+def step_prefer_rtl(model: ModelWrapper, cfg: BuildConfig) -> ModelWrapper:
+    """Ask for RTL everywhere: only RTL layers simulate without Vivado."""
+    for node in model.graph.node:
+        inst = getCustomOp(node)
+        if "preferred_impl_style" in inst.get_nodeattr_types():
+            inst.set_nodeattr("preferred_impl_style", "rtl")
+    return model
+
+
+def step_specialize_layers(model: ModelWrapper, cfg: BuildConfig) -> ModelWrapper:
+    from finn.transformation.fpgadataflow.specialize_layers import SpecializeLayers
+
+    model = model.transform(SpecializeLayers(cfg.fpga_part))
+    model = model.transform(GiveUniqueNodeNames())
+    model = model.transform(InferShapes())
+    model = model.transform(InferDataTypes())
+    hls = [f"{n.name}" for n in model.graph.node if n.op_type.endswith("_hls")]
+    cfg.extra["hls_layers"] = hls
+    if hls:
+        log.warning("layers without an RTL implementation (HLS only, need Vivado to synthesise "
+                    "or simulate): %s", ", ".join(hls))
+    return model
+
+
+def step_set_folding(model: ModelWrapper, cfg: BuildConfig) -> ModelWrapper:
+    """Fold to --fps with FINN's SetFolding, or apply a FINN folding JSON (--folding)."""
+    from finn.transformation.fpgadataflow.set_folding import SetFolding
+    from finn.transformation.general import ApplyConfig
+    from finn.util.config import extract_model_config_to_json
+
+    if cfg.folding is not None:
+        try:
+            json.loads(cfg.folding.read_text())
+        except json.JSONDecodeError as exc:
+            raise FlowError(f"folding config {cfg.folding} is not valid JSON: {exc}") from None
+        model = model.transform(ApplyConfig(str(cfg.folding)))
+    elif cfg.target_fps:
+        cycles = int(1e6 * float(cfg.clock_mhz) / float(cfg.target_fps))
+        if cycles < 1:
+            raise FlowError(f"--fps {cfg.target_fps:g} needs less than one clock cycle per image "
+                            f"at {cfg.clock_mhz} MHz; lower it")
+        model = model.transform(SetFolding(cycles, two_pass_relaxation=True))
+    model = model.transform(GiveUniqueNodeNames())
+    extract_model_config_to_json(model, str(cfg.path("folding_config.json")), FOLDING_ATTRS)
+    return model
+
+
+def step_estimates(model: ModelWrapper, cfg: BuildConfig) -> ModelWrapper:
+    """FINN's analytical estimates: cycles per layer, resources, fps and latency."""
+    from finn.analysis.fpgadataflow.dataflow_performance import dataflow_performance
+    from finn.analysis.fpgadataflow.exp_cycles_per_layer import exp_cycles_per_layer
+    from finn.analysis.fpgadataflow.op_and_param_counts import aggregate_dict_keys
+    from finn.analysis.fpgadataflow.res_estimation import res_estimation
+    from finn.transformation.fpgadataflow.annotate_cycles import AnnotateCycles
+
+    cycles = model.analysis(exp_cycles_per_layer)
+    res = model.analysis(partial(res_estimation, fpgapart=cfg.fpga_part))
+    res["total"] = aggregate_dict_keys(res)
+    model = model.transform(AnnotateCycles())
+    perf = dict(model.analysis(dataflow_performance))
+    est = {
+        "layer_cycles": {k: int(v) for k, v in cycles.items()},
+        "layer_resources": res,
+        "max_cycles": int(perf["max_cycles"]),
+        "critical_path_cycles": int(perf["critical_path_cycles"]),
+        "fps": 1e6 * float(cfg.clock_mhz) / int(perf["max_cycles"]),
+        "latency_ns": int(perf["critical_path_cycles"]) * cfg.clk_period_ns,
+        "clock_mhz": float(cfg.clock_mhz),
+    }
+    (cfg.path("estimates.json")).write_text(json.dumps(est, indent=2, default=float))
+    cfg.extra["estimates"] = est
+    return model
+
+
+def step_hw_codegen(model: ModelWrapper, cfg: BuildConfig) -> ModelWrapper:
+    """FINN's PrepareIP: Verilog wrappers and memory files for RTL layers (no Vivado needed)."""
+    from finn.transformation.fpgadataflow.prepare_ip import PrepareIP
+
+    from ..finn_compat import finn_build_dir
+
+    with finn_build_dir(cfg.path("codegen")):
+        model = model.transform(PrepareIP(cfg.fpga_part, cfg.clk_period_ns))
+    return model

@@ -1,0 +1,137 @@
+"""Run the verification chain on a build folder and compare the stages' integers."""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import stages as st
+from .errors import FlowError
+from .transforms.float_tail import FloatTail
+
+log = logging.getLogger(__name__)
+
+
+def verification_inputs(build_dir: Path, info: dict, samples: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """The integer inputs (and labels where known) that every stage sees."""
+    src = info.get("input_source", "mnist")
+    if src == "mnist":
+        from models import load_mnist
+
+        test = load_mnist("test")
+        if samples > len(test.y):
+            raise FlowError(f"--samples {samples} exceeds the {len(test.y)} MNIST test images")
+        return test.pixels[:samples].astype(np.int64), test.y[:samples]
+    if src == "file":
+        x = np.load(build_dir / "inputs_all.npy")
+        return x[:samples], None
+    raise FlowError(f"unknown input source {src!r} in build.json")
+
+
+def _first_mismatch(a: np.ndarray, ref: np.ndarray) -> dict | None:
+    diff = np.argwhere(a != ref)
+    if len(diff) == 0:
+        return None
+    s, i = (int(v) for v in diff[0])
+    return {"sample": s, "index": i, "value": int(a[s, i]), "reference": int(ref[s, i])}
+
+
+def verify_build(build_dir: Path, samples: int | None = None, module=None,
+                 stages: tuple[str, ...] | None = None, progress=None) -> dict:
+    """Run every available stage on the same inputs; write outputs/<stage>.npy.
+
+    Returns the `verify` section of report.json (and `accuracy`).
+    """
+    from .build import find_step, load_build_config
+
+    build_dir = Path(build_dir)
+    info = load_build_config(build_dir)
+    samples = samples or info["samples"]
+    x, labels = verification_inputs(build_dir, info, samples)
+    tail = FloatTail.load(build_dir / "float_tail.npz")
+    wanted = stages or st.STAGES
+    outputs: dict[str, np.ndarray] = {}
+    timings: dict[str, float] = {}
+    notes: dict[str, str] = {}
+    residuals: dict[str, float] = {}
+
+    def timed(name, fn):
+        t0 = time.perf_counter()
+        outputs[name] = fn()
+        timings[name] = round(time.perf_counter() - t0, 3)
+
+    task = progress.add_task("verify", total=None) if progress is not None else None
+
+    def status(text):
+        if progress is not None:
+            progress.update(task, description=f"verify: {text} ({samples} samples)")
+
+    if "brevitas" in wanted:
+        if module is None and info.get("checkpoint"):
+            from .steps.frontend import InputScale
+            from models import load_checkpoint
+
+            module = InputScale(load_checkpoint(info["checkpoint"])[0], info["input_scale"]).eval()
+        if module is not None:
+            status("brevitas")
+
+            def _brevitas():
+                ints, residuals["brevitas"] = st.stage_brevitas(module, x, tail)
+                return ints
+            timed("brevitas", _brevitas)
+        else:
+            notes["brevitas"] = "no Brevitas module for this build (--onnx, or a Python-API module not given)"
+    if "qonnx" in wanted and (build_dir / "qonnx_clean.onnx").is_file():
+        status("qonnx")
+
+        def _qonnx():
+            ints, residuals["qonnx"] = st.stage_qonnx(build_dir / "qonnx_clean.onnx", x, tail)
+            return ints
+        timed("qonnx", _qonnx)
+    if "streamlined" in wanted:
+        status("streamlined")
+        timed("streamlined", lambda: st.stage_finn(find_step(build_dir, "split_float_tail"), x))
+    if "hw_python" in wanted:
+        status("hw_python")
+        timed("hw_python", lambda: st.stage_hw_python(find_step(build_dir, "hw_codegen"), x))
+
+    out_dir = build_dir / "outputs"
+    out_dir.mkdir(exist_ok=True)
+    np.save(out_dir / "inputs.npy", x)
+    if labels is not None:
+        np.save(out_dir / "labels.npy", labels)
+    for name, y in outputs.items():
+        np.save(out_dir / f"{name}.npy", y)
+
+    reference = next((s for s in ("intsim", "streamlined") if s in outputs), None)
+    ref = outputs[reference]
+    mismatches, first = {}, {}
+    for name, y in outputs.items():
+        if y.shape != ref.shape:
+            raise FlowError(f"stage {name} output shape {y.shape} differs from {reference} {ref.shape}")
+        bad = np.any(y != ref, axis=1)
+        mismatches[name] = int(bad.sum())
+        fm = _first_mismatch(y, ref)
+        if fm:
+            first[name] = fm
+    accuracy = {}
+    if labels is not None:
+        for name, y in outputs.items():
+            accuracy[name] = round(100.0 * float(np.mean(np.argmax(tail.apply(y), axis=1) == labels)), 2)
+    if progress is not None:
+        progress.update(task, description=f"verify: done ({samples} samples)", total=1, completed=1)
+    return {
+        "verify": {
+            "samples": int(samples), "reference": reference, "stages": list(outputs),
+            "mismatches": mismatches, "first_mismatch": first, "float_residual": residuals,
+            "skipped": notes, "timings_s": timings,
+        },
+        "accuracy": accuracy,
+    }
+
+
+def write_build_info(build_dir: Path, info: dict) -> None:
+    (Path(build_dir) / "build.json").write_text(json.dumps(info, indent=2, default=str))

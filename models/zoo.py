@@ -1,0 +1,87 @@
+"""Model names `<arch>-<preset>`, construction, and checkpoints with provenance."""
+from __future__ import annotations
+
+import importlib.resources
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .errors import ModelError
+from .mlp import MLP_WIDTHS, QuantMLP
+from .quant import PRESETS, get_preset
+
+ARCHS = tuple(MLP_WIDTHS)
+CHECKPOINT_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class ModelName:
+    arch: str
+    preset: str
+
+    def __str__(self) -> str:
+        return f"{self.arch}-{self.preset}"
+
+
+def parse_name(name: str) -> ModelName:
+    arch, _, preset = name.partition("-")
+    if arch not in ARCHS:
+        raise ModelError(f"unknown architecture {arch!r} in model name {name!r}; "
+                         f"valid architectures: {', '.join(ARCHS)} (names read <arch>-<preset>)")
+    if preset not in PRESETS:
+        raise ModelError(f"unknown preset {preset!r} in model name {name!r}; "
+                         f"valid presets: {', '.join(sorted(PRESETS))} (names read <arch>-<preset>)")
+    return ModelName(arch, preset)
+
+
+def build_model(name: str, dropout: float = 0.0) -> nn.Module:
+    """A freshly initialised Brevitas module for `name`, e.g. 'tfc-w2a2'."""
+    mn = parse_name(name)
+    return QuantMLP(get_preset(mn.preset), width=MLP_WIDTHS[mn.arch], dropout=dropout)
+
+
+def shipped_checkpoint(name: str) -> Path:
+    """The checkpoint shipped in the package for `name` (trained by `qnnflow train`)."""
+    parse_name(name)
+    path = Path(str(importlib.resources.files("models") / "checkpoints" / f"{name}.pt"))
+    if not path.is_file():
+        raise ModelError(f"no shipped checkpoint for {name}; train one with "
+                         f"`qnnflow train {name}` and pass it with --checkpoint")
+    return path
+
+
+def save_checkpoint(path: Path, model: nn.Module, meta: dict) -> None:
+    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    torch.save({"format": CHECKPOINT_FORMAT, "state_dict": state, "meta": meta}, path)
+
+
+def load_checkpoint(path: str | Path, name: str | None = None) -> tuple[nn.Module, dict]:
+    """Load a checkpoint (weights only, never pickled code) and the module it belongs to.
+
+    If `name` is given, a checkpoint of another architecture or preset is refused.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"checkpoint {path} does not exist; check the path or train one with `qnnflow train`")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for corrupt files
+        raise ModelError(f"checkpoint {path} cannot be read ({exc.__class__.__name__}); "
+                         "it is not a qnnflow checkpoint or is corrupt") from None
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "meta" not in ckpt:
+        raise ModelError(f"checkpoint {path} is not a qnnflow checkpoint (no state_dict/meta); "
+                         "save checkpoints with `qnnflow train`")
+    meta = ckpt["meta"]
+    ck_name = f"{meta.get('arch')}-{meta.get('preset')}"
+    if name is not None and ck_name != str(parse_name(name)):
+        raise ModelError(f"checkpoint {path} holds {ck_name}, not the requested {name}; "
+                         f"use --model {ck_name} or a checkpoint trained for {name}")
+    model = build_model(ck_name)
+    missing, unexpected = model.load_state_dict(ckpt["state_dict"], strict=False)
+    if missing or unexpected:
+        raise ModelError(f"checkpoint {path} does not match {ck_name}: missing {list(missing)[:3]}, "
+                         f"unexpected {list(unexpected)[:3]}")
+    model.eval()
+    return model, meta
