@@ -121,6 +121,34 @@ def stage_hw_python(path: Path, x: np.ndarray, progress=None) -> np.ndarray:
     return _exact_ints(y, "hw_python")
 
 
+def stage_intsim(path: Path, x: np.ndarray, mode: str = "strict") -> np.ndarray:
+    """Our golden model on the final HW-layer graph, exact integers."""
+    import sim
+
+    try:
+        return sim.run(path, x, mode=mode)
+    except sim.SimError as exc:
+        raise FlowError(f"intsim: {exc}") from None
+
+
+def localize_layer(path: Path, x1: np.ndarray, stage: str) -> dict | None:
+    """First tensor where FINN's python execution and intsim differ on one sample."""
+    from finn.core.onnx_exec import execute_onnx
+
+    import sim
+
+    model = ModelWrapper(str(path))
+    ours = sim.IntSim(model).run(x1, return_all=True)
+    finn_model = generic_hw_layers(model) if stage == "hw_python" else model
+    iname = model.graph.input[0].name
+    theirs = execute_onnx(finn_model, {iname: x1.astype(np.float32).reshape(model.get_tensor_shape(iname))},
+                          return_full_exec_context=True)
+    order = [(n.name, n.output[0]) for n in model.graph.node]
+    d = sim.first_divergence(order, ours, theirs)
+    return {"layer": d["node"], "tensor": d["tensor"], "layer_index": d["index"],
+            "intsim_value": d["a"], f"{stage}_value": d["b"]} if d else None
+
+
 def generic_hw_layers(model: ModelWrapper) -> ModelWrapper:
     """The specialised (_rtl/_hls) layers as FINN's generic HW layers, which execute in
     python; folding, widths and parameters are those of the final graph."""

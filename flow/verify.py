@@ -39,6 +39,21 @@ def _first_mismatch(a: np.ndarray, ref: np.ndarray) -> dict | None:
     return {"sample": s, "index": i, "value": int(a[s, i]), "reference": int(ref[s, i])}
 
 
+def localize(build_dir: Path, stage: str, reference: str, x: np.ndarray, sample: int) -> dict:
+    """Name the first layer where `stage` and intsim diverge on `sample`, where they run the
+    same graph (streamlined: FINN vs intsim on the streamlined graph; hw_python: on the HW graph)."""
+    from .build import find_step
+
+    graph = {"streamlined": "split_float_tail", "hw_python": "hw_codegen"}.get(stage)
+    if graph is None or reference != "intsim":
+        return {}
+    try:
+        return st.localize_layer(find_step(build_dir, graph), x[sample:sample + 1], stage) or {}
+    except Exception as exc:  # localisation is a diagnosis; never hide the mismatch itself
+        log.warning("could not localise the mismatch of %s: %s", stage, exc)
+        return {}
+
+
 def verify_build(build_dir: Path, samples: int | None = None, module=None,
                  stages: tuple[str, ...] | None = None, progress=None) -> dict:
     """Run every available stage on the same inputs; write outputs/<stage>.npy.
@@ -98,6 +113,10 @@ def verify_build(build_dir: Path, samples: int | None = None, module=None,
         status("hw_python")
         timed("hw_python", lambda: st.stage_hw_python(find_step(build_dir, "hw_codegen"), x))
 
+    if "intsim" in wanted:
+        status("intsim")
+        timed("intsim", lambda: st.stage_intsim(find_step(build_dir, "hw_codegen"), x))
+
     out_dir = build_dir / "outputs"
     out_dir.mkdir(exist_ok=True)
     np.save(out_dir / "inputs.npy", x)
@@ -116,6 +135,7 @@ def verify_build(build_dir: Path, samples: int | None = None, module=None,
         mismatches[name] = int(bad.sum())
         fm = _first_mismatch(y, ref)
         if fm:
+            fm.update(localize(build_dir, name, reference, x, fm["sample"]))
             first[name] = fm
     accuracy = {}
     if labels is not None:

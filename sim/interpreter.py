@@ -1,0 +1,178 @@
+"""intsim: execute a FINN graph (streamlined or HW layers) in exact integer arithmetic.
+
+The golden model of the verification chain. Strict mode computes every product in
+int64. Fast mode runs a matrix product as a float32 (float64) BLAS GEMM only where
+a per-layer bound proves every partial sum below 2^24 (2^53), so both modes give
+identical integers. Every tensor is checked against its FINN datatype; a value
+outside it raises SimError naming the node, the tensor, the sample and the value.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from onnx import helper
+from qonnx.core.datatype import DataType
+from qonnx.core.modelwrapper import ModelWrapper
+
+from .errors import SimError
+from .kernels import KERNELS, Prepared
+
+MODES = ("strict", "fast")
+FLOAT32_EXACT = 2**24
+FLOAT64_EXACT = 2**53
+# matrix products whose accumulator the datatype check covers (cache["acc"])
+ACC_OPS = ("MVAU", "VVAU")
+
+
+def generic_op(op_type: str) -> str:
+    for suffix in ("_rtl", "_hls"):
+        if op_type.endswith(suffix):
+            return op_type[: -len(suffix)]
+    return op_type
+
+
+def _attrs(node) -> dict:
+    if node.domain.startswith(("finn", "qonnx")):
+        from qonnx.custom_op.registry import getCustomOp
+
+        try:
+            inst = getCustomOp(node)
+            return {k: inst.get_nodeattr(k) for k in inst.get_nodeattr_types()}
+        except Exception:  # an attribute without default and not set: read what is there
+            pass
+    out = {}
+    for a in node.attribute:
+        v = helper.get_attribute_value(a)
+        out[a.name] = v.decode() if isinstance(v, bytes) else v
+    return out
+
+
+def _max_abs(dt: DataType) -> int:
+    return int(max(abs(dt.min()), abs(dt.max())))
+
+
+class IntSim:
+    """An integer-exact executable form of one FINN graph."""
+
+    def __init__(self, model: ModelWrapper | str | Path, mode: str = "strict"):
+        if mode not in MODES:
+            raise SimError(f"unknown intsim mode {mode!r}; choose one of {', '.join(MODES)}")
+        self.model = model if isinstance(model, ModelWrapper) else ModelWrapper(str(model))
+        self.mode = mode
+        m = self.model
+        unknown = sorted({f"{n.op_type}" for n in m.graph.node if generic_op(n.op_type) not in KERNELS})
+        if unknown:
+            names = [f"{n.name} ({n.op_type})" for n in m.graph.node if generic_op(n.op_type) not in KERNELS]
+            raise SimError(f"intsim has no kernel for op(s) {', '.join(unknown)} (nodes: {', '.join(names)}); "
+                           "add one to sim/kernels.py")
+        self.input_name = m.graph.input[0].name
+        self.output_name = m.graph.output[0].name
+        self.input_dtype = m.get_tensor_datatype(self.input_name)
+        if not self.input_dtype.is_integer():
+            raise SimError(f"graph input {self.input_name} is {self.input_dtype.name}; intsim needs an integer "
+                           "input datatype (annotate it, e.g. UINT8)")
+        self.input_shape = tuple(m.get_tensor_shape(self.input_name)[1:])
+        self.dtypes = {}
+        self.nodes: list[Prepared] = [self._prepare(n) for n in m.graph.node]
+
+    # -- preparation -------------------------------------------------------------
+    def _prepare(self, node) -> Prepared:
+        m = self.model
+        params = {}
+        for i, name in enumerate(node.input):
+            init = m.get_initializer(name) if name else None
+            if init is None:
+                continue
+            arr = np.asarray(init)
+            if not np.all(np.isfinite(arr)) or not np.array_equal(arr, np.rint(arr)):
+                bad = arr.reshape(-1)[np.flatnonzero(arr.reshape(-1) != np.rint(arr.reshape(-1)))[:1]]
+                raise SimError(f"node {node.name} ({node.op_type}): parameter {name} holds non-integer values "
+                               f"(e.g. {bad[0] if bad.size else 'nan'}); the dataflow part must have integer "
+                               "weights and thresholds (round them: FINN's RoundAndClipThresholds)")
+            params[i] = arr.astype(np.int64)
+        for i, t in enumerate(list(node.input) + list(node.output)):
+            if t and i not in params:
+                self.dtypes[t] = m.get_tensor_datatype(t)
+        in_shape = tuple(m.get_tensor_shape(node.input[0])[1:]) if node.input else ()
+        p = Prepared(node.name, generic_op(node.op_type), list(node.input), list(node.output), _attrs(node),
+                     params, tuple(m.get_tensor_shape(node.output[0])[1:]), in_shape)
+        if p.op_type == "MultiThreshold":
+            for key, default in (("out_scale", 1.0), ("out_bias", 0.0)):
+                v = float(p.attrs.get(key, default))
+                if v != round(v):
+                    raise SimError(f"node {node.name} (MultiThreshold): {key} = {v} is not an integer; "
+                                   "a float scale belongs in the float tail outside the dataflow part")
+                p.attrs[key] = int(round(v))
+        if p.op_type in ("MatMul", "MVAU") and 1 in params and self.mode == "fast":
+            p.gemm = self._gemm_for(node, params[1])
+        return p
+
+    def _gemm_for(self, node, w: np.ndarray) -> str:
+        """The cheapest exact GEMM: the worst-case |partial sum| bounds the float format."""
+        idt = self.model.get_tensor_datatype(node.input[0])
+        bound = _max_abs(idt) * int(np.abs(w).sum(axis=0).max())
+        if bound < FLOAT32_EXACT:
+            return "float32"
+        if bound < FLOAT64_EXACT:
+            return "float64"
+        return "int64"
+
+    # -- execution ---------------------------------------------------------------
+    def check_input(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x)
+        n = x.shape[0] if x.ndim else 0
+        per = int(np.prod(self.input_shape))
+        if x.ndim == 0 or int(np.prod(x.shape[1:])) != per:
+            raise SimError(f"input of shape {x.shape} does not fit the graph input {self.input_name} "
+                           f"(batch, {', '.join(map(str, self.input_shape))})")
+        if x.dtype.kind == "f":
+            if not np.array_equal(x, np.rint(x)):
+                raise SimError(f"input holds non-integer values; {self.input_name} is {self.input_dtype.name}")
+        x = x.astype(np.int64).reshape((n,) + self.input_shape)
+        self._check(x, self.input_name, self.input_dtype, "graph input")
+        return x
+
+    def _check(self, y: np.ndarray, tensor: str, dt: DataType, node: str) -> None:
+        if dt is None or not dt.is_integer():
+            if dt is not None and dt.name.startswith("FLOAT"):
+                raise SimError(f"node {node}: tensor {tensor} is {dt.name}; intsim refuses float tensors inside "
+                               "the dataflow part")
+            return
+        lo, hi = int(dt.min()), int(dt.max())
+        bad = (y < lo) | (y > hi)
+        if dt.name == "BIPOLAR":
+            bad |= y == 0
+        if bad.any():
+            idx = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise SimError(f"node {node}: tensor {tensor} value {int(y[idx])} at sample {idx[0]}, index "
+                           f"{idx[1:]} is outside its datatype {dt.name} [{lo}, {hi}]")
+
+    def run(self, x: np.ndarray, return_all: bool = False):
+        """Execute on a batch of integer inputs; the output (or every tensor) as int64."""
+        env = {self.input_name: self.check_input(x)}
+        for p in self.nodes:
+            dyn = [env[t] for i, t in enumerate(p.inputs) if t and i not in p.params]
+            try:
+                y = KERNELS[p.op_type](p, *dyn)
+            except SimError:
+                raise
+            except Exception as exc:
+                raise SimError(f"node {p.name} ({p.op_type}) failed: {exc}") from exc
+            y = np.asarray(y, dtype=np.int64)
+            if "acc" in p.cache:
+                acc_dt = p.attrs.get("accDataType")
+                if acc_dt:
+                    self._check(p.cache["acc"], f"{p.name}.accumulator", DataType[acc_dt], p.name)
+                del p.cache["acc"]
+            self._check(y, p.outputs[0], self.dtypes.get(p.outputs[0]), p.name)
+            env[p.outputs[0]] = y
+        if return_all:
+            return env
+        out = env[self.output_name]
+        return out.reshape(out.shape[0], -1)
+
+
+def run(model: ModelWrapper | str | Path, x: np.ndarray, mode: str = "strict") -> np.ndarray:
+    """Execute `model` on integer inputs `x` (batch first) in exact integer arithmetic."""
+    return IntSim(model, mode).run(x)

@@ -1,0 +1,269 @@
+"""The op registry: op_type -> kernel, each stating its integer semantics in one line.
+
+A kernel receives the prepared node (`Prepared`: attributes and integer parameters)
+and its input arrays (batch first, int64) and returns the output array (int64).
+Specialised HW layers (`*_rtl`, `*_hls`) share the kernel of their generic op.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+KERNELS: dict[str, Callable] = {}
+
+
+def kernel(*op_types: str):
+    def register(fn):
+        for op in op_types:
+            KERNELS[op] = fn
+        return fn
+    return register
+
+
+@dataclass
+class Prepared:
+    """A node ready to execute: attributes, integer parameters, per-sample shapes."""
+    name: str
+    op_type: str
+    inputs: list[str]
+    outputs: list[str]
+    attrs: dict[str, Any]
+    params: dict[int, np.ndarray]          # input index -> integer constant (weights, thresholds)
+    out_shape: tuple[int, ...]             # per-sample output shape (batch dim excluded)
+    in_shape: tuple[int, ...]
+    gemm: str = "int64"                    # "int64" | "float32" | "float64" (fast mode, proven exact)
+    cache: dict[str, Any] = field(default_factory=dict)
+
+
+# ---- arithmetic helpers -------------------------------------------------------------
+
+def matmul(p: Prepared, x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Exact integer x @ w: int64 (torch's integer GEMM), or BLAS float where proven exact."""
+    if p.gemm == "int64":
+        return torch.from_numpy(np.ascontiguousarray(x, dtype=np.int64)) \
+            .matmul(torch.from_numpy(w)).numpy()
+    ft = np.float32 if p.gemm == "float32" else np.float64
+    wf = p.cache.get(p.gemm)
+    if wf is None:
+        wf = p.cache[p.gemm] = w.astype(ft)
+    return (x.astype(ft) @ wf).astype(np.int64)
+
+
+def xnor_popcount(a: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """popcount(xnor(a, w)) for binary {0,1} a (N,K) and w (K,M) = K - sum a - sum w + 2 a.w."""
+    k = a.shape[-1]
+    aw = torch.from_numpy(np.ascontiguousarray(a)).matmul(torch.from_numpy(w)).numpy()
+    return k - a.sum(-1, keepdims=True) - w.sum(0, keepdims=True) + 2 * aw
+
+
+def threshold_count(x: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """#(x >= t_j) per element; x (..., C) channels-last, t (C or 1, n) sorted ascending."""
+    if t.shape[0] == 1:
+        return np.searchsorted(t[0], x, side="right").astype(np.int64)
+    if t.shape[1] <= 16:
+        return (x[..., None] >= t).sum(-1, dtype=np.int64)
+    out = np.empty(x.shape, dtype=np.int64)
+    for c in range(t.shape[0]):
+        out[..., c] = np.searchsorted(t[c], x[..., c], side="right")
+    return out
+
+
+def channels_last(x: np.ndarray, layout: str) -> np.ndarray:
+    return np.moveaxis(x, 1, -1) if (layout.startswith("NC") and x.ndim > 2) else x
+
+
+def channels_first(x: np.ndarray, layout: str) -> np.ndarray:
+    return np.moveaxis(x, -1, 1) if (layout.startswith("NC") and x.ndim > 2) else x
+
+
+# ---- streamlined-graph ops (ONNX / qonnx) -------------------------------------------
+
+@kernel("MatMul")
+def k_matmul(p, x, *_):
+    """y = x @ W (integer matrix product over the last axis)."""
+    return matmul(p, x.reshape(-1, x.shape[-1]), p.params[1]).reshape(x.shape[:-1] + (p.params[1].shape[1],))
+
+
+@kernel("XnorPopcountMatMul")
+def k_xnor_matmul(p, x, *_):
+    """y = popcount(xnor(x, W)) for binary {0,1} x and W."""
+    return xnor_popcount(x.reshape(-1, x.shape[-1]), p.params[1]).reshape(x.shape[:-1] + (p.params[1].shape[1],))
+
+
+@kernel("MultiThreshold")
+def k_multithreshold(p, x, *_):
+    """y = out_scale * #(x >= T[c]) + out_bias, per channel c (NCHW unless data_layout says NHWC)."""
+    layout = p.attrs.get("data_layout", "NCHW")
+    cnt = threshold_count(channels_last(x, layout), p.params[1])
+    return channels_first(p.attrs["out_scale"] * cnt + p.attrs["out_bias"], layout)
+
+
+@kernel("Add", "Mul", "Sub")
+def k_elementwise(p, x, *_):
+    """y = x (+|*|-) C with an integer constant C."""
+    c = p.params[1]
+    return {"Add": np.add, "Mul": np.multiply, "Sub": np.subtract}[p.op_type](x, c)
+
+
+@kernel("Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity")
+def k_reshape(p, x, *_):
+    """y = x with the per-sample output shape (values and order unchanged)."""
+    return x.reshape((x.shape[0],) + p.out_shape)
+
+
+@kernel("Transpose")
+def k_transpose(p, x, *_):
+    """y = transpose(x, perm)."""
+    return np.transpose(x, p.attrs["perm"])
+
+
+@kernel("TopK")
+def k_topk(p, x, *_):
+    """y = indices of the k largest values along the last axis (ties: lowest index first)."""
+    k = int(p.params[1].reshape(-1)[0])
+    return np.argsort(-x, axis=-1, kind="stable")[..., :k]
+
+
+@kernel("Im2Col")
+def k_im2col(p, x, *_):
+    """y[n, oh, ow, (kh, kw, c)] = padded x[n, oh*s + kh*d, ow*s + kw*d, c] (NHWC)."""
+    return im2col(x, p.attrs["kernel_size"], p.attrs["stride"], p.attrs.get("pad_amount", [0, 0, 0, 0]),
+                  p.attrs.get("dilations", [1, 1]), int(p.attrs.get("pad_value", 0)), p.out_shape)
+
+
+def im2col(x, kernel_size, stride, pad, dilation, pad_value, out_shape) -> np.ndarray:
+    n, h, w, c = x.shape
+    kh, kw = kernel_size
+    sh, sw = (stride, stride) if np.isscalar(stride) else stride
+    dh, dw = dilation
+    top, left, bottom, right = pad
+    xp = np.full((n, h + top + bottom, w + left + right, c), pad_value, dtype=x.dtype)
+    xp[:, top:top + h, left:left + w, :] = x
+    oh, ow = out_shape[0], out_shape[1]
+    cols = np.empty((n, oh, ow, kh, kw, c), dtype=x.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            cols[:, :, :, i, j, :] = xp[:, i * dh: i * dh + sh * (oh - 1) + 1: sh,
+                                        j * dw: j * dw + sw * (ow - 1) + 1: sw, :]
+    return cols.reshape(n, oh, ow, kh * kw * c)
+
+
+@kernel("MaxPoolNHWC")
+def k_maxpool_nhwc(p, x, *_):
+    """y[n, oh, ow, c] = max over the kernel window of x (NHWC, no padding)."""
+    kh, kw = p.attrs["kernel_shape"]
+    sh, sw = p.attrs["strides"]
+    cols = im2col(x, (kh, kw), (sh, sw), [0, 0, 0, 0], [1, 1], 0, p.out_shape)
+    n, oh, ow, _ = cols.shape
+    return cols.reshape(n, oh, ow, kh * kw, -1).max(axis=3)
+
+
+@kernel("MaxPool")
+def k_maxpool(p, x, *_):
+    """y[n, c, oh, ow] = max over the kernel window of x (NCHW, no padding)."""
+    kh, kw = p.attrs["kernel_shape"]
+    sh, sw = p.attrs.get("strides", [kh, kw])
+    xn = np.moveaxis(x, 1, -1)
+    oshape = (p.out_shape[1], p.out_shape[2], p.out_shape[0])
+    cols = im2col(xn, (kh, kw), (sh, sw), [0, 0, 0, 0], [1, 1], 0, oshape)
+    n, oh, ow, _ = cols.shape
+    return np.moveaxis(cols.reshape(n, oh, ow, kh * kw, -1).max(axis=3), -1, 1)
+
+
+# ---- FINN HW layers -------------------------------------------------------------------
+
+def _activation(p, acc, thr_index):
+    """Embedded thresholds of MVAU/VVAU: #(acc >= T) + ActVal, or bipolar 2*count - 1."""
+    cnt = threshold_count(acc, p.params[thr_index])
+    if p.attrs.get("outputDataType") == "BIPOLAR":
+        return 2 * cnt - 1
+    return cnt + int(p.attrs.get("ActVal", 0))
+
+
+@kernel("MVAU")
+def k_mvau(p, x, *_):
+    """acc = x @ W (xnor-popcount in binary mode); y = acc, or thresholds(acc) if noActivation == 0."""
+    w = p.params[1]
+    xs = x.reshape(-1, w.shape[0])
+    if p.attrs.get("binaryXnorMode"):
+        acc = xnor_popcount(xs, w)
+    elif p.attrs.get("inputDataType") == "BIPOLAR" and p.attrs.get("weightDataType") == "BIPOLAR":
+        acc = xnor_popcount((xs + 1) // 2, (w + 1) // 2)
+    else:
+        acc = matmul(p, xs, w)
+    p.cache["acc"] = acc
+    y = acc if p.attrs.get("noActivation", 1) == 1 else _activation(p, acc, 2)
+    return y.reshape((x.shape[0],) + p.out_shape)
+
+
+@kernel("VVAU")
+def k_vvau(p, x, *_):
+    """Depthwise: acc[.., c] = sum_k x[.., k, c] * W[c, k]; y = acc or thresholds(acc)."""
+    w = p.params[1]  # (C, 1, K, K) in FINN's VVAU
+    ch = w.shape[0]
+    k = int(np.prod(w.shape[1:]))
+    xs = x.reshape(-1, k, ch)
+    acc = np.einsum("nkc,ck->nc", xs, w.reshape(ch, k).astype(np.int64))
+    p.cache["acc"] = acc
+    y = acc if p.attrs.get("noActivation", 1) == 1 else _activation(p, acc, 2)
+    return y.reshape((x.shape[0],) + p.out_shape)
+
+
+@kernel("Thresholding")
+def k_thresholding(p, x, *_):
+    """y = #(x >= T[c]) + ActVal on the last (channel) axis; bipolar: 2*count - 1."""
+    cnt = threshold_count(x, p.params[1])
+    if p.attrs.get("outputDataType") == "BIPOLAR":
+        return 2 * cnt - 1
+    return cnt + int(p.attrs.get("ActVal", 0))
+
+
+@kernel("StreamingFIFO", "StreamingDataWidthConverter", "StreamingDataflowPartition_identity")
+def k_identity(p, x, *_):
+    """y = x (buffering and width conversion do not change values)."""
+    return x.reshape((x.shape[0],) + p.out_shape)
+
+
+@kernel("LabelSelect")
+def k_labelselect(p, x, *_):
+    """y = indices of the K largest inputs (ties: lowest index first)."""
+    k = int(p.attrs["K"])
+    return np.argsort(-x.reshape(x.shape[0], -1), axis=-1, kind="stable")[:, :k].reshape((x.shape[0],) + p.out_shape)
+
+
+@kernel("FMPadding")
+def k_fmpadding(p, x, *_):
+    """y = x zero-padded spatially by Padding = [top, left, bottom, right] (NHWC)."""
+    top, left, bottom, right = p.attrs["Padding"]
+    return np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
+
+
+@kernel("ConvolutionInputGenerator")
+def k_swg(p, x, *_):
+    """y = Im2Col(x) in NHWC with (kh, kw, c) patch order (FINN's sliding-window generator)."""
+    n = x.shape[0]
+    ifm = p.attrs["IFMDim"]
+    c = p.attrs["IFMChannels"]
+    xs = x.reshape(n, ifm[0], ifm[1], c)
+    oh, ow = p.attrs["OFMDim"]
+    cols = im2col(xs, p.attrs["ConvKernelDim"], p.attrs["Stride"], [0, 0, 0, 0],
+                  p.attrs.get("Dilation", [1, 1]), 0, (oh, ow))
+    return cols.reshape((n,) + p.out_shape)
+
+
+@kernel("Pool")
+def k_pool(p, x, *_):
+    """MaxPool: y = max over the window; QuantAvgPool: y = (sum over window) >> shift (floor)."""
+    n = x.shape[0]
+    k = p.attrs["KernelSize"]
+    k = (k, k) if np.isscalar(k) else tuple(k)
+    ch = p.attrs["Channels"]
+    cols = x.reshape(n, -1, k[0] * k[1], ch)
+    if p.attrs.get("Function") == "MaxPool":
+        y = cols.max(axis=2)
+    else:
+        y = cols.sum(axis=2) >> int(p.attrs.get("Size", 0))
+    return y.reshape((n,) + p.out_shape)
