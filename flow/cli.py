@@ -15,7 +15,7 @@ console = Console(stderr=True)
 
 
 def _cmd_build(a) -> int:
-    from .build import run_build
+    from .pipeline import run_build
     from .config import BuildConfig
     from .report import summary_table
 

@@ -5,7 +5,7 @@ FINDINGS.md lists them for finn-plus 1.6.1:
    import without XILINX_VIVADO (and needs psutil). We never import that module:
    our steps call FINN's transformations and analyses directly.
 2. `build_dataflow_cfg` calls `get_vivado_root()` after the last step. We do not use
-   FINN's builder loop; `flow.build` runs our own step list.
+   FINN's builder loop; `flow.pipeline.run_build` runs our own step list.
 3. Code generation needs FINN's global settings (FINN_BUILD_DIR). `finn_build_dir`
    points them at a folder inside our build, so generated code lives with the build.
 """

@@ -42,7 +42,7 @@ def _first_mismatch(a: np.ndarray, ref: np.ndarray) -> dict | None:
 def localize(build_dir: Path, stage: str, reference: str, x: np.ndarray, sample: int) -> dict:
     """Name the first layer where `stage` and intsim diverge on `sample`, where they run the
     same graph (streamlined: FINN vs intsim on the streamlined graph; hw_python: on the HW graph)."""
-    from .build import find_step
+    from .pipeline import find_step
 
     graph = {"streamlined": "split_float_tail", "hw_python": "hw_codegen"}.get(stage)
     if graph is None or reference != "intsim":
@@ -60,7 +60,7 @@ def verify_build(build_dir: Path, samples: int | None = None, module=None,
 
     Returns the `verify` section of report.json (and `accuracy`).
     """
-    from .build import find_step, load_build_config
+    from .pipeline import find_step, load_build_config
 
     build_dir = Path(build_dir)
     info = load_build_config(build_dir)

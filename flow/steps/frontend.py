@@ -89,6 +89,9 @@ def step_export(model, cfg: BuildConfig) -> ModelWrapper:
             msg = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
             raise FlowError(f"ONNX file {cfg.onnx} does not load ({msg}); "
                             "export it again with brevitas.export.export_qonnx") from None
+        inits = {t.name for t in model.graph.initializer}
+        for t in [t for t in model.graph.input if t.name in inits]:
+            model.graph.input.remove(t)  # old-style exports list weights as graph inputs
         if len(model.graph.input) != 1 or len(model.graph.output) != 1:
             raise FlowError(f"ONNX file {cfg.onnx} has {len(model.graph.input)} inputs and "
                             f"{len(model.graph.output)} outputs; the flow needs exactly one of each")
@@ -187,6 +190,8 @@ def step_streamline(model: ModelWrapper, cfg: BuildConfig) -> ModelWrapper:
 
 def step_round_half_even(model: ModelWrapper, cfg: BuildConfig) -> ModelWrapper:
     """Ours: integer thresholds with Brevitas's half-to-even ties (flow.transforms)."""
+    if not cfg.exact_rounding:
+        return model
     model = model.transform(RoundThresholdsHalfEven())
     return model.transform(InferDataTypes())
 

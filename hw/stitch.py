@@ -1,0 +1,482 @@
+"""Stitch FINN's per-layer RTL into one top-level Verilog module for Verilator.
+
+FINN's own stitcher (CreateStitchedIP) drives Vivado's block design. Here the HW
+graph (after FIFO and width-converter insertion and PrepareIP) is read node by node
+and written as one module, `qnnflow_top`:
+
+    s_axis -> layer 0 -> layer 1 -> ... -> m_axis        (AXI streams in0_V / out0_V)
+
+- an MVAU/VVAU with decoupled weights gets its `<node>_memstream_wrapper`, whose
+  m_axis_0 drives the layer's in1_V weight stream; its INIT_FILE is overridden;
+- a Thresholding layer's THRESHOLDS_PATH is overridden;
+- AXI-lite ports are tied off (inputs 0, outputs open), as is Thresholding's
+  set-selection stream (in1_V, ignored for one threshold set);
+- every StreamingFIFO's `maxcount` is concatenated into the port `fifo_maxcount`
+  (32 bits per FIFO, graph order), for FIFO sizing.
+
+All sources (the nodes' generated wrappers and the finn-rtllib cores they use) are
+copied into one folder with the memory files under `mem/`; memory paths are
+relative to that folder, the simulator runs there. Verilator fixes are applied to
+the copies only (see PATCHES), never to the installed FINN.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import HwError
+
+TOP = "qnnflow_top"
+RTL_EXTS = (".v", ".sv", ".vh", ".svh")
+
+
+def finn_rtllib() -> Path:
+    import finn
+
+    return Path(finn.__file__).parent / "finn-rtllib"
+
+
+# ---------------------------------------------------------------------------------
+# Verilator fixes, applied to copies of finn-rtllib sources (finn-plus 1.6.1)
+
+def _patch_add_multi(text: str) -> str:
+    """Verilator 5.48 rejects a constant function declared inside a generate block
+    ("Constant function may not be declared under generate"): move init_leaf_loads
+    (and its return type) to module scope. It depends only on the parameter N."""
+    func = re.search(r"\n(\t\t// Compute the count of decendents.*?endfunction : init_leaf_loads\n)", text, re.S)
+    anchor = "\tuwire [SUM_WIDTH-1:0]  sum0;\n"
+    if not func or anchor not in text:
+        raise HwError("finn-rtllib/mvu/add_multi.sv changed (init_leaf_loads not found); "
+                      "update hw/stitch.py's Verilator fix for the installed FINN version")
+    body = func.group(1)
+    text = text.replace(body, "")
+    moved = ("\t// qnnflow: moved out of the generate block genTree below: Verilator 5.48 rejects\n"
+             "\t// constant functions declared under generate. Unchanged otherwise.\n"
+             + "\n".join(line[1:] if line.startswith("\t") else line for line in body.splitlines()) + "\n\n")
+    return text.replace(anchor, moved + anchor, 1)
+
+
+def _patch_fifo(text: str) -> str:
+    """Verilator 5.48 cannot evaluate INIT_ABITS(), a constant function returning a
+    struct built with an assignment pattern ("Expecting expression to be constant").
+    FINN's template avoids it with +define+FINN_SIMULATION, which swaps every FIFO for
+    fifo_gauge, an unbounded always-ready queue: that hides back-pressure, so a
+    cycle-accurate simulation would not see the real FIFO depths. We keep the real
+    FIFO and compute the same decomposition with plain constant expressions."""
+    m = re.search(r"\tfunction abits_t INIT_ABITS\(\);.*?endfunction : INIT_ABITS\n"
+                  r"\tlocalparam abits_t\s+ABITS\s+= INIT_ABITS\(\);\n", text, re.S)
+    if not m:
+        raise HwError("finn-rtllib/fifo/hdl/fifo.sv changed (INIT_ABITS not found); "
+                      "update hw/stitch.py's Verilator fix for the installed FINN version")
+    new = ("\t// qnnflow: INIT_ABITS() rewritten as constant expressions; Verilator 5.48 cannot\n"
+           "\t// evaluate a constant function that returns a struct. Same lo/hi decomposition.\n"
+           "\tlocalparam int unsigned  ABITS_LO0   = $clog2(DEPTH_REQ);\n"
+           "\tlocalparam int unsigned  ABITS_HI0   = (ABITS_LO0 > MIN_ABITS)? $clog2(DEPTH_REQ - 2**(ABITS_LO0-1)) : 0;\n"
+           "\tlocalparam bit           ABITS_SPLIT = (ABITS_LO0 > MIN_ABITS) && (ABITS_HI0 < ABITS_LO0 - 1);\n"
+           "\tlocalparam abits_t       ABITS       = '{\n"
+           "\t\tlo: ABITS_SPLIT? ABITS_LO0 - 1 : ABITS_LO0,\n"
+           "\t\thi: ABITS_SPLIT? (ABITS_HI0 < 1? 1 : ABITS_HI0) : 0\n"
+           "\t};\n")
+    return text[:m.start()] + new + text[m.end():]
+
+
+PATCHES = {
+    "add_multi.sv": _patch_add_multi,
+    "fifo.sv": _patch_fifo,
+}
+
+# finn-rtllib folders to prefer when a file name is ambiguous, by op type prefix
+_HINTS = {
+    "MVAU": ["mvu", "mvu_tiled", "skid", "memstream/hdl", "axi/hdl"],
+    "VVAU": ["mvu", "mvu_tiled", "skid", "memstream/hdl", "axi/hdl"],
+    "Thresholding": ["thresholding/hdl", "axi/hdl"],
+    "StreamingFIFO": ["fifo/hdl"],
+    "StreamingDataWidthConverter": ["dwc/hdl"],
+    "ConvolutionInputGenerator": ["swg"],
+    "FMPadding": ["fmpadding/hdl"],
+}
+
+
+# ---------------------------------------------------------------------------------
+
+@dataclass
+class StreamInfo:
+    """One end of the accelerator: how words are packed."""
+    width: int              # padded TDATA width in bits
+    dtype: str              # FINN/qonnx datatype name of each element
+    elem_bits: int          # bits per element in the word
+    folded_shape: tuple     # FINN folded shape for one image (leading 1)
+    normal_shape: tuple     # FINN normal shape for one image (leading 1)
+
+    @property
+    def word_bytes(self) -> int:
+        return (self.width + 7) // 8
+
+    @property
+    def words_per_image(self) -> int:
+        n = 1
+        for d in self.folded_shape[:-1]:
+            n *= int(d)
+        return n
+
+    @property
+    def elems_per_word(self) -> int:
+        return int(self.folded_shape[-1])
+
+
+@dataclass
+class StitchedDesign:
+    rtl_dir: Path
+    sources: list[str]                 # compile order, relative to rtl_dir
+    memory_files: list[str]            # relative to rtl_dir
+    input: StreamInfo
+    output: StreamInfo
+    layers: list[str]                  # node names, stream order
+    fifos: list[str]                   # FIFO node names, order of fifo_maxcount
+    fifo_depths: dict[str, int]
+    estimated_cycles: dict[str, int] = field(default_factory=dict)
+    patched: list[str] = field(default_factory=list)
+    top: str = TOP
+
+    def source_hash(self) -> str:
+        """Content hash of every source the simulator is compiled from (memory files
+        excluded: they are read at simulation start, so they need no rebuild)."""
+        h = hashlib.sha256()
+        for rel in self.sources:
+            h.update(rel.encode() + b"\0")
+            h.update((self.rtl_dir / rel).read_bytes() + b"\0")
+        h.update(f"fifos={len(self.fifos)}".encode())
+        return h.hexdigest()
+
+
+_PORT_RE = re.compile(r"\b(input|output|inout)\b\s*(?:wire|reg|logic|var)?\s*(?:signed)?\s*"
+                      r"(\[[^\]]*\])?\s*([A-Za-z_]\w*)")
+
+
+def _strip_comments(text: str) -> str:
+    text = re.sub(r"/\*.*?\*/", " ", text, flags=re.S)
+    return re.sub(r"//[^\n]*", " ", text)
+
+
+def module_ports(path: Path, module: str) -> dict[str, str]:
+    """Port name -> direction of `module` in a Verilog file (FINN's wrapper style)."""
+    text = _strip_comments(path.read_text())
+    m = re.search(rf"\bmodule\s+{re.escape(module)}\b(.*?)\bendmodule\b", text, re.S)
+    if not m:
+        raise HwError(f"module {module} not found in {path}; regenerate the layer's RTL (PrepareIP)")
+    body = m.group(1)
+    # the port list ends at the first ");" after the header's "(" following "#(...)"
+    end = body.find(");", body.find(")(") + 2 if ")(" in body else 0)
+    header = body[:end] if end > 0 else body
+    return {name: d for d, _w, name in _PORT_RE.findall(header)}
+
+
+def _module_params(path: Path, module: str) -> set[str]:
+    text = _strip_comments(path.read_text())
+    m = re.search(rf"\bmodule\s+{re.escape(module)}\b(.*?)\bendmodule\b", text, re.S)
+    return set(re.findall(r"\bparameter\s+(?:\w+\s+)?([A-Za-z_]\w*)\s*=", m.group(1))) if m else set()
+
+
+class _Sources:
+    """Collects RTL files into rtl_dir (flat), applying the Verilator fixes."""
+
+    def __init__(self, rtl_dir: Path):
+        self.rtl_dir = rtl_dir
+        self.order: list[str] = []
+        self.origin: dict[str, Path] = {}
+        self.patched: list[str] = []
+        self._index: dict[str, list[Path]] | None = None
+
+    def index(self) -> dict[str, list[Path]]:
+        if self._index is None:
+            idx: dict[str, list[Path]] = {}
+            for p in finn_rtllib().rglob("*"):
+                if p.suffix in RTL_EXTS and not ({"sim", "tb", "test", "tests"} & set(p.parts)) \
+                        and not p.stem.endswith("_tb"):
+                    idx.setdefault(p.name, []).append(p)
+            self._index = idx
+        return self._index
+
+    def resolve(self, name: str, code_gen_dir: Path, hints: list[str]) -> Path:
+        local = code_gen_dir / name
+        if local.is_file():
+            return local
+        parts = tuple(x for x in Path(name).parts if x not in ("..", "."))
+        cands = self.index().get(parts[-1], [])
+        if len(cands) > 1 and len(parts) > 1:
+            cands = [c for c in cands if c.parts[-len(parts):] == parts] or cands
+        if len(cands) > 1:
+            root = finn_rtllib()
+            for h in hints:
+                pick = [c for c in cands if c.parent == root / h]
+                if len(pick) == 1:
+                    return pick[0]
+        if len(cands) == 1:
+            return cands[0]
+        where = "found in several places" if cands else "not found"
+        raise HwError(f"RTL file {name} {where} in {code_gen_dir} or {finn_rtllib()}; "
+                      "check the FINN installation (finn-plus) and regenerate the layer (PrepareIP)")
+
+    def add(self, src: Path) -> str:
+        name = src.name
+        if name in self.origin:
+            if self.origin[name] != src and self.origin[name].read_bytes() != src.read_bytes():
+                raise HwError(f"two different RTL files are both named {name} ({self.origin[name]}, {src}); "
+                              "hw.stitch copies sources into one folder and cannot hold both")
+            return name
+        text = src.read_text()
+        if name in PATCHES:
+            text = PATCHES[name](text)
+            self.patched.append(name)
+        _write_if_changed(self.rtl_dir / name, text)
+        self.origin[name] = src
+        self.order.append(name)
+        return name
+
+
+def _write_if_changed(path: Path, text: str | bytes) -> None:
+    data = text.encode() if isinstance(text, str) else text
+    if path.is_file() and path.read_bytes() == data:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)
+
+
+def _attr(inst, name, default=None):
+    try:
+        return inst.get_nodeattr(name)
+    except (AttributeError, KeyError, Exception):  # qonnx raises AttributeError for unknown attrs
+        return default
+
+
+def _op_family(op_type: str) -> str:
+    return op_type.rsplit("_", 1)[0]
+
+
+def load_model(model):
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    if isinstance(model, (str, Path)):
+        p = Path(model)
+        if not p.is_file():
+            raise HwError(f"model {p} does not exist; give a HW-layer ONNX file from a qnnflow build")
+        return ModelWrapper(str(p))
+    return model
+
+
+def stitch(model, rtl_dir: Path) -> StitchedDesign:
+    """Write `qnnflow_top` for a FINN HW graph (ModelWrapper or ONNX path) into rtl_dir."""
+    from qonnx.custom_op.registry import getCustomOp
+
+    model = load_model(model)
+    rtl_dir = Path(rtl_dir)
+    rtl_dir.mkdir(parents=True, exist_ok=True)
+    (rtl_dir / "mem").mkdir(exist_ok=True)
+    nodes = list(model.graph.node)
+    if not nodes:
+        raise HwError("the HW graph has no nodes; build a model first (qnnflow build)")
+    if len(model.graph.input) != 1 or len(model.graph.output) != 1:
+        raise HwError(f"hw.stitch supports one input and one output stream, the graph has "
+                      f"{len(model.graph.input)} and {len(model.graph.output)}")
+    not_rtl = [f"{n.name} ({n.op_type})" for n in nodes if not n.op_type.endswith("_rtl")]
+    if not_rtl:
+        raise HwError(f"layer(s) without RTL: {', '.join(not_rtl)}; Verilator simulation needs RTL layers "
+                      "(prefer RTL when specializing, or add an RTL core under hw/rtl/)")
+
+    srcs = _Sources(rtl_dir)
+    lines_inst: list[str] = []
+    lines_wire: list[str] = []
+    memory_files: list[str] = []
+    fifos: list[str] = []
+    fifo_depths: dict[str, int] = {}
+    estimated: dict[str, int] = {}
+
+    # the chain: each node's first input is the previous node's first output
+    tensor = model.graph.input[0].name
+    widths: list[int] = []
+    order = []
+    remaining = list(nodes)
+    while remaining:
+        nxt = [n for n in remaining if n.input and n.input[0] == tensor]
+        if len(nxt) != 1:
+            raise HwError(f"the HW graph is not a single chain at tensor {tensor} "
+                          f"({len(nxt)} consumers); hw.stitch connects linear pipelines only")
+        n = nxt[0]
+        others = [t for t in list(n.input)[1:] if t and model.get_initializer(t) is None]
+        if others:
+            raise HwError(f"{n.name} has a second streamed input ({others[0]}); "
+                          "hw.stitch connects linear pipelines only")
+        order.append(n)
+        remaining.remove(n)
+        tensor = n.output[0]
+    if tensor != model.graph.output[0].name:
+        raise HwError(f"the chain ends at {tensor}, not at the graph output {model.graph.output[0].name}")
+
+    insts = [getCustomOp(n) for n in order]
+    for i, (n, inst) in enumerate(zip(order, insts)):
+        iw, ow = int(inst.get_instream_width_padded()), int(inst.get_outstream_width_padded())
+        if i == 0:
+            widths.append(iw)
+        elif iw != widths[-1]:
+            prev = order[i - 1]
+            raise HwError(f"stream width mismatch {prev.name} -> {n.name} ({widths[-1]} vs {iw} bits); "
+                          "insert FINN's width converters and FIFOs first (flow step insert_fifos)")
+        widths.append(ow)
+
+    for i, (n, inst) in enumerate(zip(order, insts)):
+        fam = _op_family(n.op_type)
+        top_mod = _attr(inst, "gen_top_module") or n.name
+        cgd = Path(_attr(inst, "code_gen_dir_ipgen") or "")
+        if not str(cgd) or not cgd.is_dir():
+            raise HwError(f"{n.name} has no generated RTL (code_gen_dir_ipgen {str(cgd) or 'unset'}); "
+                          "run FINN's PrepareIP (flow steps hw_codegen / insert_fifos)")
+        try:
+            estimated[n.name] = int(inst.get_exp_cycles())
+        except Exception:  # noqa: BLE001 - an estimate is optional
+            pass
+        if _attr(inst, "pumpedCompute", 0) or _attr(inst, "pumpedMemory", 0):
+            raise HwError(f"{n.name} uses a double-pumped clock (ap_clk2x); hw.stitch drives one clock: "
+                          "set pumpedCompute/pumpedMemory to 0")
+        hints = _HINTS.get(fam.split("_")[0], [])
+        try:
+            names = inst.get_rtl_file_list(abspath=False)
+        except Exception as exc:  # noqa: BLE001
+            raise HwError(f"cannot list the RTL files of {n.name} ({n.op_type}): {exc}") from None
+        node_files = [srcs.resolve(str(x), cgd, hints) for x in names]
+        decoupled = fam in ("MVAU", "VVAU") and _attr(inst, "mem_mode") == "internal_decoupled"
+        if fam in ("MVAU", "VVAU") and _attr(inst, "mem_mode") not in ("internal_decoupled", "internal_embedded"):
+            raise HwError(f"{n.name} streams its weights from outside (mem_mode={_attr(inst, 'mem_mode')}); "
+                          "hw.stitch needs mem_mode internal_decoupled")
+        if decoupled:
+            wrapper = cgd / f"{top_mod}_memstream_wrapper.v"
+            if not wrapper.is_file():
+                raise HwError(f"{wrapper} is missing; regenerate {n.name} (PrepareIP)")
+            node_files += [srcs.resolve(x, cgd, ["memstream/hdl", "axi/hdl"])
+                           for x in ("axilite.sv", "memstream_axi.sv", "memstream.sv")] + [wrapper]
+        top_file = None
+        for f in node_files:
+            srcs.add(f)
+            if f.parent == cgd and top_file is None and f.suffix == ".v" and \
+                    re.search(rf"\bmodule\s+{re.escape(top_mod)}\b", f.read_text()):
+                top_file = f
+        if top_file is None:
+            raise HwError(f"module {top_mod} of {n.name} not found in {cgd}; regenerate it (PrepareIP)")
+
+        # memory files: flat under mem/, prefixed with the module name
+        mem_map: dict[str, str] = {}
+        for f in sorted(cgd.glob("*.dat")):
+            dst = f.name if f.name.startswith(top_mod + "_") else f"{top_mod}_{f.name}"
+            _write_if_changed(rtl_dir / "mem" / dst, f.read_bytes())
+            memory_files.append(f"mem/{dst}")
+            mem_map[f.name] = f"mem/{dst}"
+
+        ports = module_ports(top_file, top_mod)
+        params = _module_params(top_file, top_mod)
+        overrides = []
+        if "THRESHOLDS_PATH" in params:
+            overrides.append(f'.THRESHOLDS_PATH("mem/{top_mod}_")')
+        s_in, s_out = f"s{i}", f"s{i + 1}"
+        conns = []
+        for port, direction in ports.items():
+            c = None
+            if port == "ap_clk":
+                c = "ap_clk"
+            elif port == "ap_clk2x":
+                c = "ap_clk"
+            elif port == "ap_rst_n":
+                c = "ap_rst_n"
+            elif port.startswith("in0_V_") or port.startswith("out0_V_"):
+                sig = s_in if port.startswith("in0") else s_out
+                c = f"{sig}_{port.split('_')[-1].lower()}"
+            elif port.startswith("in1_V_") and decoupled:
+                c = f"w{i}_{port.split('_')[-1].lower()}"
+            elif port.startswith("in1_V_") or port.startswith("s_axilite_"):
+                c = "'0" if direction == "input" else ""
+            elif port == "maxcount" and fam == "StreamingFIFO":
+                c = f"fifo_maxcount[{32 * len(fifos) + 31}:{32 * len(fifos)}]"
+            elif direction == "output":
+                c = ""
+            else:
+                raise HwError(f"unknown input port {port} on {top_mod} ({n.op_type}); "
+                              "hw.stitch does not know how to drive it")
+            conns.append(f"\t\t.{port}({c})")
+        if fam == "StreamingFIFO":
+            fifos.append(n.name)
+            fifo_depths[n.name] = int(_attr(inst, "depth", 0))
+        if decoupled:
+            ww = int(inst.get_instream_width_padded(1))
+            lines_wire.append(f"\twire [{ww - 1}:0] w{i}_tdata;\n\twire w{i}_tvalid, w{i}_tready;")
+            init = mem_map.get("memblock.dat")
+            if init is None:
+                raise HwError(f"{cgd}/memblock.dat is missing; regenerate {n.name} (PrepareIP)")
+            wports = module_ports(wrapper, f"{top_mod}_memstream_wrapper")
+            wconns = []
+            for port, direction in wports.items():
+                if port in ("ap_clk", "ap_clk2x"):
+                    c = "ap_clk"
+                elif port == "ap_rst_n":
+                    c = "ap_rst_n"
+                elif port.startswith("m_axis_0_"):
+                    c = f"w{i}_{port.split('_')[-1].lower()}"
+                elif direction == "input":
+                    c = "'0"
+                else:
+                    c = ""
+                wconns.append(f"\t\t.{port}({c})")
+            lines_inst.append(f"\t// weights of {n.name}, streamed from {init}\n"
+                              f"\t{top_mod}_memstream_wrapper #(.INIT_FILE(\"{init}\")) {n.name}_wstrm (\n"
+                              + ",\n".join(wconns) + "\n\t);")
+        ov = f" #({', '.join(overrides)})" if overrides else ""
+        lines_inst.append(f"\t// {n.name}: {n.op_type}\n\t{top_mod}{ov} {n.name}_i (\n" + ",\n".join(conns) + "\n\t);")
+
+    for k, w in enumerate(widths):
+        if 0 < k < len(widths) - 1:
+            lines_wire.append(f"\twire [{w - 1}:0] s{k}_tdata;\n\twire s{k}_tvalid, s{k}_tready;")
+    last = len(widths) - 1
+    nf = max(1, len(fifos))
+    zero_fifos = "" if fifos else "\tassign fifo_maxcount = '0;\n"
+    header = f"""// Generated by qnnflow hw/stitch.py; do not edit (it is rewritten on every simulation).
+// {len(order)} stream nodes: {' -> '.join(n.name for n in order)}
+module {TOP} (
+	input ap_clk,
+	input ap_rst_n,
+	input [{widths[0] - 1}:0] s_axis_tdata,
+	input s_axis_tvalid,
+	output s_axis_tready,
+	output [{widths[-1] - 1}:0] m_axis_tdata,
+	output m_axis_tvalid,
+	input m_axis_tready,
+	output [{32 * nf - 1}:0] fifo_maxcount  // 32 bits per StreamingFIFO, graph order
+);
+	wire [{widths[0] - 1}:0] s0_tdata = s_axis_tdata;
+	wire s0_tvalid = s_axis_tvalid;
+	wire s0_tready;
+	assign s_axis_tready = s0_tready;
+	wire [{widths[-1] - 1}:0] s{last}_tdata;
+	wire s{last}_tvalid;
+	wire s{last}_tready = m_axis_tready;
+	assign m_axis_tdata = s{last}_tdata;
+	assign m_axis_tvalid = s{last}_tvalid;
+{zero_fifos}"""
+    text = header + "\n".join(lines_wire) + "\n\n" + "\n\n".join(lines_inst) + f"\n\nendmodule // {TOP}\n"
+    _write_if_changed(rtl_dir / f"{TOP}.v", text)
+
+    order_src = sorted(srcs.order, key=lambda s: 0 if s.endswith("_pkg.sv") else 1) + [f"{TOP}.v"]
+    _write_if_changed(rtl_dir / "files.f", "\n".join(order_src) + "\n")
+
+    def stream(inst, first: bool) -> StreamInfo:
+        dt = inst.get_input_datatype() if first else inst.get_output_datatype()
+        fs = inst.get_folded_input_shape() if first else inst.get_folded_output_shape()
+        ns = inst.get_normal_input_shape() if first else inst.get_normal_output_shape()
+        return StreamInfo(width=widths[0] if first else widths[-1], dtype=dt.name, elem_bits=int(dt.bitwidth()),
+                          folded_shape=tuple(int(x) for x in fs), normal_shape=tuple(int(x) for x in ns))
+
+    return StitchedDesign(rtl_dir=rtl_dir, sources=order_src, memory_files=memory_files,
+                          input=stream(insts[0], True), output=stream(insts[-1], False),
+                          layers=[n.name for n in order], fifos=fifos, fifo_depths=fifo_depths,
+                          estimated_cycles=estimated, patched=srcs.patched)

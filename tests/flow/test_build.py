@@ -1,0 +1,153 @@
+"""The build pipeline end to end, its report contract, and its refusals of bad input."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from flow.pipeline import STEPS, find_step, run_build
+from flow.config import BuildConfig
+from flow.errors import FlowError
+
+CORE_STAGES = ("brevitas", "qonnx", "streamlined", "hw_python", "intsim")
+
+
+def qnnflow(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "flow.cli", *args], capture_output=True, text=True, cwd=cwd)
+
+
+def test_demo_report_contract(demo_build):
+    r = json.loads((demo_build / "report.json").read_text())
+    assert r["model"] == "tfc-w2a2"
+    assert r["verify"]["samples"] == 300
+    assert r["verify"]["reference"] == "intsim"
+    for stage in CORE_STAGES:
+        assert r["verify"]["mismatches"][stage] == 0, stage
+        assert (demo_build / "outputs" / f"{stage}.npy").is_file()
+        assert r["accuracy"][stage] > 90.0
+    assert set(STEPS_NAMES := [n for n, _ in STEPS]) <= set(r["timings_s"])
+    assert len(list((demo_build / "steps").glob("*.onnx"))) == len(STEPS_NAMES)
+    assert r["hls_layers"] == []  # all RTL
+    assert r["estimates"]["max_cycles"] > 0
+    assert (demo_build / "report.txt").read_text().count("intsim") >= 1
+    # the accelerator starts at the integer pixels: no identity thresholding layer
+    ops = [layer["op_type"] for layer in r["layers"]]
+    assert ops[0].startswith("MVAU") and all(op.endswith("_rtl") for op in ops)
+
+
+def test_outputs_are_integers_and_argmax_matches_labels(demo_build):
+    y = np.load(demo_build / "outputs" / "intsim.npy")
+    labels = np.load(demo_build / "outputs" / "labels.npy")
+    assert y.dtype == np.int64 and y.shape == (300, 10)
+    assert np.mean(y.argmax(1) == labels) > 0.9
+
+
+def test_build_paths_relocated(demo_build):
+    """FINN stores absolute paths; the renamed build must point at itself, not the temp folder."""
+    m = find_step(demo_build, "hw_codegen").read_bytes()
+    assert b".tmp-" not in m
+    assert str(demo_build.resolve()).encode() in m
+
+
+def test_unknown_model_lists_valid_names(tmp_path):
+    r = qnnflow("build", "--model", "tfc-w9a9", "--out", str(tmp_path / "b"))
+    assert r.returncode == 2
+    assert "unknown preset 'w9a9'" in r.stderr and "w2a2" in r.stderr
+    assert "Traceback" not in r.stderr
+    assert not (tmp_path / "b").exists()
+
+
+def test_checkpoint_of_other_model_refused(tmp_path):
+    from models.zoo import build_model, save_checkpoint
+
+    ck = tmp_path / "other.pt"
+    save_checkpoint(ck, build_model("tfc-w4a4"), {"arch": "tfc", "preset": "w4a4"})
+    with pytest.raises(FlowError, match="holds tfc-w4a4, not the requested tfc-w2a2"):
+        run_build(BuildConfig(out=tmp_path / "b", model="tfc-w2a2", checkpoint=ck, samples=10))
+    assert not (tmp_path / "b").exists()
+    assert not list(tmp_path.glob(".b.tmp-*"))  # no half-written build left behind
+
+
+def test_corrupt_checkpoint_refused(tmp_path):
+    ck = tmp_path / "bad.pt"
+    ck.write_bytes(b"not a checkpoint")
+    r = qnnflow("build", "--model", "tfc-w2a2", "--checkpoint", str(ck), "--out", str(tmp_path / "b"))
+    assert r.returncode == 2 and "cannot be read" in r.stderr
+    assert not (tmp_path / "b").exists()
+
+
+def test_malformed_onnx_refused(tmp_path):
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"\x00garbage")
+    r = qnnflow("build", "--onnx", str(bad), "--out", str(tmp_path / "b"))
+    assert r.returncode == 2 and "does not load" in r.stderr
+    assert not (tmp_path / "b").exists()
+
+
+def test_unsupported_ops_listed_up_front(tmp_path):
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])
+    g = helper.make_graph([helper.make_node("Sigmoid", ["x"], ["h"], name="sig0"),
+                           helper.make_node("Softmax", ["h"], ["y"], name="soft0")], "g", [x], [y])
+    path = tmp_path / "m.onnx"
+    import onnx
+
+    onnx.save(helper.make_model(g), path)
+    with pytest.raises(FlowError, match=r"2 node\(s\) the flow cannot lower: sig0 \(Sigmoid\), soft0 \(Softmax\)"):
+        run_build(BuildConfig(out=tmp_path / "b", onnx=path, samples=4))
+    assert not (tmp_path / "b").exists()
+
+
+def test_existing_build_needs_force(demo_build):
+    with pytest.raises(FlowError, match="--force"):
+        run_build(BuildConfig(out=demo_build, model="tfc-w2a2", samples=10))
+
+
+def test_onnx_build_with_inputs(demo_build, tmp_path):
+    """A QONNX file exported elsewhere builds and verifies (no Brevitas stage)."""
+    x = np.load(demo_build / "outputs" / "inputs.npy")[:50]
+    np.save(tmp_path / "x.npy", x)
+    r = qnnflow("build", "--onnx", str(find_step(demo_build, "export")), "--input", str(tmp_path / "x.npy"),
+                "--out", str(tmp_path / "b"))
+    assert r.returncode == 0, r.stderr[-2000:]
+    rep = json.loads((tmp_path / "b" / "report.json").read_text())
+    assert rep["verify"]["samples"] == 50
+    assert set(rep["verify"]["mismatches"]) == {"qonnx", "streamlined", "hw_python", "intsim"}
+    assert all(v == 0 for v in rep["verify"]["mismatches"].values())
+    ours = np.load(tmp_path / "b" / "outputs" / "intsim.npy")
+    assert np.array_equal(ours, np.load(demo_build / "outputs" / "intsim.npy")[:50])
+
+
+def test_onnx_input_outside_dtype_refused(demo_build, tmp_path):
+    np.save(tmp_path / "x.npy", np.full((2, 784), 300))
+    with pytest.raises(FlowError, match="outside UINT8"):
+        run_build(BuildConfig(out=tmp_path / "b", onnx=find_step(demo_build, "export"),
+                              input_npy=tmp_path / "x.npy", samples=2))
+    assert not (tmp_path / "b").exists()
+
+
+def test_unknown_board_lists_known(tmp_path):
+    with pytest.raises(FlowError, match="known boards: pynq-z1"):
+        BuildConfig(out=tmp_path / "b", model="tfc-w2a2", board="zedboard-x")
+
+
+def test_help_lists_commands():
+    r = qnnflow("--help")
+    assert r.returncode == 0
+    for cmd in ("build", "verify", "train"):
+        assert cmd in r.stdout
+
+
+def test_verify_command_rewrites_report(demo_build):
+    r = qnnflow("verify", str(demo_build), "--samples", "40")
+    assert r.returncode == 0, r.stderr[-2000:]
+    rep = json.loads((demo_build / "report.json").read_text())
+    assert rep["verify"]["samples"] == 40 and rep["verify"]["mismatches"]["intsim"] == 0
+    qnnflow("verify", str(demo_build), "--samples", "300")  # restore for other tests
