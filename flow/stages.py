@@ -131,22 +131,47 @@ def stage_intsim(path: Path, x: np.ndarray, mode: str = "strict") -> np.ndarray:
         raise FlowError(f"intsim: {exc}") from None
 
 
-def localize_layer(path: Path, x1: np.ndarray, stage: str) -> dict | None:
-    """First tensor where FINN's python execution and intsim differ on one sample."""
+# Layers that compute (identity-like ops such as FIFOs and width converters are skipped);
+# with standalone thresholds the streamlined and HW graphs have these one-to-one.
+COMPUTE_OPS = ("MatMul", "XnorPopcountMatMul", "MVAU", "VVAU", "MultiThreshold", "Thresholding", "Im2Col",
+               "ConvolutionInputGenerator", "MaxPoolNHWC", "Pool", "FMPadding", "TopK", "LabelSelect")
+
+
+def _compute_layers(model: ModelWrapper) -> list[tuple[str, str]]:
+    from sim.interpreter import generic_op
+
+    return [(n.name, n.output[0]) for n in model.graph.node if generic_op(n.op_type) in COMPUTE_OPS]
+
+
+def localize_layer(stage_graph: Path, ref_graph: Path, x1: np.ndarray, stage: str) -> dict | None:
+    """First layer where the stage's FINN execution differs from intsim on one sample.
+
+    Layers are paired in order between the stage's graph and the graph intsim ran.
+    """
     from finn.core.onnx_exec import execute_onnx
 
     import sim
 
-    model = ModelWrapper(str(path))
-    ours = sim.IntSim(model).run(x1, return_all=True)
-    finn_model = generic_hw_layers(model) if stage == "hw_python" else model
-    iname = model.graph.input[0].name
-    theirs = execute_onnx(finn_model, {iname: x1.astype(np.float32).reshape(model.get_tensor_shape(iname))},
+    sm, rm = ModelWrapper(str(stage_graph)), ModelWrapper(str(ref_graph))
+    ours = sim.IntSim(rm).run(x1, return_all=True)
+    finn_model = generic_hw_layers(sm) if stage == "hw_python" else sm
+    iname = sm.graph.input[0].name
+    theirs = execute_onnx(finn_model, {iname: x1.astype(np.float32).reshape(sm.get_tensor_shape(iname))},
                           return_full_exec_context=True)
-    order = [(n.name, n.output[0]) for n in model.graph.node]
-    d = sim.first_divergence(order, ours, theirs)
-    return {"layer": d["node"], "tensor": d["tensor"], "layer_index": d["index"],
-            "intsim_value": d["a"], f"{stage}_value": d["b"]} if d else None
+    s_layers, r_layers = _compute_layers(sm), _compute_layers(rm)
+    if len(s_layers) != len(r_layers):
+        return None
+    for (s_name, s_t), (r_name, r_t) in zip(s_layers, r_layers):
+        a = np.asarray(theirs[s_t]).reshape(-1)
+        b = np.asarray(ours[r_t]).reshape(-1)
+        if a.shape != b.shape:
+            return None
+        diff = np.flatnonzero(a != b)
+        if len(diff):
+            i = int(diff[0])
+            return {"layer": s_name, "intsim_layer": r_name, "layer_index": i,
+                    f"{stage}_value": a[i].item(), "intsim_value": b[i].item()}
+    return None
 
 
 def generic_hw_layers(model: ModelWrapper) -> ModelWrapper:

@@ -48,7 +48,8 @@ def localize(build_dir: Path, stage: str, reference: str, x: np.ndarray, sample:
     if graph is None or reference != "intsim":
         return {}
     try:
-        return st.localize_layer(find_step(build_dir, graph), x[sample:sample + 1], stage) or {}
+        return st.localize_layer(find_step(build_dir, graph), find_step(build_dir, "hw_codegen"),
+                                 x[sample:sample + 1], stage) or {}
     except Exception as exc:  # localisation is a diagnosis; never hide the mismatch itself
         log.warning("could not localise the mismatch of %s: %s", stage, exc)
         return {}
