@@ -164,11 +164,20 @@ def step_estimates(model: ModelWrapper, cfg: BuildConfig) -> ModelWrapper:
 
 
 def step_hw_codegen(model: ModelWrapper, cfg: BuildConfig) -> ModelWrapper:
-    """FINN's PrepareIP: Verilog wrappers and memory files for RTL layers (no Vivado needed)."""
-    from finn.transformation.fpgadataflow.prepare_ip import PrepareIP
+    """FINN's per-layer code generation (as PrepareIP) for the RTL layers: Verilog wrappers
+    and memory files, no Vivado needed. HLS layers get their C++ in `qnnflow bitstream`,
+    where Vitis HLS compiles it; generating it here would only expose FINN's HLS-template
+    limits (e.g. 1-bit non-bipolar inputs) without anything able to use it."""
+    from finn.util.basic import make_build_dir
 
     from ..finn_compat import finn_build_dir
 
     with finn_build_dir(cfg.path("codegen")):
-        model = model.transform(PrepareIP(cfg.fpga_part, cfg.clk_period_ns))
+        for node in model.graph.node:
+            if not node.op_type.endswith("_rtl"):
+                continue
+            inst = getCustomOp(node)
+            if not inst.get_nodeattr("code_gen_dir_ipgen"):
+                inst.set_nodeattr("code_gen_dir_ipgen", str(make_build_dir(f"code_gen_ipgen_{node.name}_")))
+                inst.code_generation_ipgen(model, cfg.fpga_part, cfg.clk_period_ns)
     return model
