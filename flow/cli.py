@@ -68,6 +68,15 @@ def _cmd_train(a) -> int:
     return 0
 
 
+def _cmd_bench(a) -> int:
+    from .bench import bench_table, run_bench
+
+    r = run_bench(Path(a.out), model=a.model, rounds=a.rounds)
+    Console().print(bench_table(r))
+    Console().print(f"written {a.out}/bench.json")
+    return 0
+
+
 def make_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="qnnflow",
@@ -100,6 +109,12 @@ def make_parser() -> argparse.ArgumentParser:
     v.add_argument("build_dir")
     v.add_argument("--samples", type=int, help="number of MNIST test images (default: as built)")
     v.set_defaults(func=_cmd_verify)
+
+    be = sub.add_parser("bench", help="throughput of intsim vs onnxruntime and FINN python execution")
+    be.add_argument("--out", default="build/bench")
+    be.add_argument("--model", default="tfc-w2a2")
+    be.add_argument("--rounds", type=int, default=5)
+    be.set_defaults(func=_cmd_bench)
 
     t = sub.add_parser("train", help="train a zoo model on MNIST (best-on-validation checkpoint)")
     t.add_argument("name", help="model name <arch>-<preset>, e.g. tfc-w2a2")

@@ -21,6 +21,7 @@ from .kernels import KERNELS, Prepared
 MODES = ("strict", "fast")
 FLOAT32_EXACT = 2**24
 FLOAT64_EXACT = 2**53
+INT32_EXACT = 2**31
 # matrix products whose accumulator the datatype check covers (cache["acc"])
 ACC_OPS = ("MVAU", "VVAU")
 
@@ -112,6 +113,12 @@ class IntSim:
         """The cheapest exact GEMM: the worst-case |partial sum| bounds the float format."""
         idt = self.model.get_tensor_datatype(node.input[0])
         bound = _max_abs(idt) * int(np.abs(w).sum(axis=0).max())
+        w8 = w.min() >= -128 and w.max() <= 127
+        if w8 and bound < INT32_EXACT and idt.is_integer():
+            if idt.min() >= 0 and idt.max() <= 255:
+                return "u8s8"
+            if idt.min() >= -128 and idt.max() <= 127:
+                return "s8s8"
         if bound < FLOAT32_EXACT:
             return "float32"
         if bound < FLOAT64_EXACT:
@@ -129,7 +136,8 @@ class IntSim:
         if x.dtype.kind == "f":
             if not np.array_equal(x, np.rint(x)):
                 raise SimError(f"input holds non-integer values; {self.input_name} is {self.input_dtype.name}")
-        x = x.astype(np.int64).reshape((n,) + self.input_shape)
+            x = x.astype(np.int64)
+        x = x.reshape((n,) + self.input_shape)
         self._check(x, self.input_name, self.input_dtype, "graph input")
         return x
 
@@ -140,6 +148,8 @@ class IntSim:
                                "the dataflow part")
             return
         lo, hi = int(dt.min()), int(dt.max())
+        if y.size == 0 or (y.min() >= lo and y.max() <= hi and (dt.name != "BIPOLAR" or (y != 0).all())):
+            return
         bad = (y < lo) | (y > hi)
         if dt.name == "BIPOLAR":
             bad |= y == 0
@@ -159,7 +169,9 @@ class IntSim:
                 raise
             except Exception as exc:
                 raise SimError(f"node {p.name} ({p.op_type}) failed: {exc}") from exc
-            y = np.asarray(y, dtype=np.int64)
+            y = np.asarray(y)
+            if y.dtype.kind not in "iu":
+                raise SimError(f"node {p.name} ({p.op_type}) produced {y.dtype} values; kernels must stay integer")
             if "acc" in p.cache:
                 acc_dt = p.attrs.get("accDataType")
                 if acc_dt:
@@ -169,7 +181,7 @@ class IntSim:
             env[p.outputs[0]] = y
         if return_all:
             return env
-        out = env[self.output_name]
+        out = env[self.output_name].astype(np.int64)
         return out.reshape(out.shape[0], -1)
 
 

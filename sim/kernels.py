@@ -1,7 +1,8 @@
 """The op registry: op_type -> kernel, each stating its integer semantics in one line.
 
 A kernel receives the prepared node (`Prepared`: attributes and integer parameters)
-and its input arrays (batch first, int64) and returns the output array (int64).
+and its input arrays (batch first, numpy integers) and returns an integer array; a
+kernel may return a narrower integer type than int64 only where its values provably fit.
 Specialised HW layers (`*_rtl`, `*_hls`) share the kernel of their generic op.
 """
 from __future__ import annotations
@@ -34,22 +35,45 @@ class Prepared:
     params: dict[int, np.ndarray]          # input index -> integer constant (weights, thresholds)
     out_shape: tuple[int, ...]             # per-sample output shape (batch dim excluded)
     in_shape: tuple[int, ...]
-    gemm: str = "int64"                    # "int64" | "float32" | "float64" (fast mode, proven exact)
+    gemm: str = "int64"                    # fast mode, proven exact: "u8s8" | "s8s8" | "float32" | "float64"
     cache: dict[str, Any] = field(default_factory=dict)
 
 
 # ---- arithmetic helpers -------------------------------------------------------------
 
 def matmul(p: Prepared, x: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """Exact integer x @ w: int64 (torch's integer GEMM), or BLAS float where proven exact."""
+    """Exact integer x @ w: int64 (torch's integer GEMM); in fast mode, where a bound proves
+    it exact, 8-bit integer GEMM with int32 accumulation or a BLAS float GEMM."""
     if p.gemm == "int64":
         return torch.from_numpy(np.ascontiguousarray(x, dtype=np.int64)) \
             .matmul(torch.from_numpy(w)).numpy()
+    if p.gemm in ("u8s8", "s8s8"):
+        sess = p.cache.get("ort")
+        if sess is None:
+            sess = p.cache["ort"] = _int8_gemm_session(w, signed_input=p.gemm == "s8s8")
+        xt = x.astype(np.int8 if p.gemm == "s8s8" else np.uint8)
+        return sess.run(None, {"a": xt})[0]  # int32: the bound proves no overflow
     ft = np.float32 if p.gemm == "float32" else np.float64
     wf = p.cache.get(p.gemm)
     if wf is None:
         wf = p.cache[p.gemm] = w.astype(ft)
     return (x.astype(ft) @ wf).astype(np.int64)
+
+
+def _int8_gemm_session(w: np.ndarray, signed_input: bool):
+    """onnxruntime MatMulInteger: int8 weights, (u)int8 inputs, int32 accumulation (exact)."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    a = helper.make_tensor_value_info("a", TensorProto.INT8 if signed_input else TensorProto.UINT8,
+                                      ["n", w.shape[0]])
+    y = helper.make_tensor_value_info("y", TensorProto.INT32, ["n", w.shape[1]])
+    wt = helper.make_tensor("w", TensorProto.INT8, w.shape, w.astype(np.int8).tobytes(), raw=True)
+    g = helper.make_graph([helper.make_node("MatMulInteger", ["a", "w"], ["y"])], "gemm", [a], [y], [wt])
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 2
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    return ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
 
 
 def xnor_popcount(a: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -63,8 +87,11 @@ def threshold_count(x: np.ndarray, t: np.ndarray) -> np.ndarray:
     """#(x >= t_j) per element; x (..., C) channels-last, t (C or 1, n) sorted ascending."""
     if t.shape[0] == 1:
         return np.searchsorted(t[0], x, side="right").astype(np.int64)
-    if t.shape[1] <= 16:
-        return (x[..., None] >= t).sum(-1, dtype=np.int64)
+    if t.shape[1] <= 16:  # one vectorised compare per threshold step, counted in int16
+        cnt = np.zeros(x.shape, dtype=np.int16)  # counts <= 16: exact in int16
+        for j in range(t.shape[1]):
+            cnt += x >= t[:, j]
+        return cnt
     out = np.empty(x.shape, dtype=np.int64)
     for c in range(t.shape[0]):
         out[..., c] = np.searchsorted(t[c], x[..., c], side="right")

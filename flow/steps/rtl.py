@@ -1,13 +1,20 @@
 """RTL integration steps: FIFOs and data-width converters between the HW layers.
 
-FINN's own FIFO sizing simulates through Vivado; here we insert every FIFO at its
-minimal depth (FINN's FORCE_MINIMAL_FIFOS strategy, which needs no simulation) and
-generate their Verilog. `hw.rtlsim` can later measure whether deeper FIFOs are
-needed (hw.fifo sizing) and the depths are applied with `apply_fifo_depths`.
+FINN's own FIFO sizing simulates through Vivado. Here:
+- `step_insert_fifos` inserts every FIFO at its minimal depth (FINN's
+  FORCE_MINIMAL_FIFOS strategy: InsertDWC, InsertFIFO(create_shallow_fifos=True),
+  RTL variants) and generates their Verilog;
+- `step_size_fifos` measures the initiation interval with our Verilator simulation
+  (hw.rtlsim) and, where minimal FIFOs do not reach FINN's estimate, deepens them:
+  one run with large FIFOs records each FIFO's maximum occupancy, the depths are set
+  to it, and a last run checks the interval.
 """
 from __future__ import annotations
 
+import copy
+import json
 import logging
+import time
 
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
@@ -81,3 +88,99 @@ def apply_fifo_depths(model: ModelWrapper, depths: dict[str, int], cfg: BuildCon
                 inst.set_nodeattr("depth", int(depths[node.name]))
                 inst.set_nodeattr("code_gen_dir_ipgen", "")  # regenerate
     return _prepare_ip(model, cfg)
+
+
+SIZING_TOLERANCE = 0.02     # accept an interval within 2 % of FINN's estimate
+SIZING_IMAGES = 8           # images per sizing run (steady state after ~2)
+SIZING_LARGE_MIN = 32       # "large" FIFO depth: 2 images' worth of words, at least this
+
+
+def _random_inputs(model: ModelWrapper, n: int, seed: int = 0):
+    import numpy as np
+
+    name = model.graph.input[0].name
+    dt = model.get_tensor_datatype(name)
+    per_image = int(np.prod(model.get_tensor_shape(name)[1:]))
+    rng = np.random.default_rng(seed)
+    if dt.name == "BIPOLAR":
+        return rng.choice(np.array([-1, 1]), size=(n, per_image))
+    return rng.integers(int(dt.min()), int(dt.max()) + 1, size=(n, per_image), dtype=np.int64)
+
+
+def _internal_fifos(model: ModelWrapper) -> list:
+    """FIFOs between two layers (the input and output FIFOs face the DMA/harness)."""
+    nodes = list(model.graph.node)
+    return [n for i, n in enumerate(nodes)
+            if n.op_type.startswith("StreamingFIFO") and 0 < i < len(nodes) - 1]
+
+
+def step_size_fifos(model: ModelWrapper, cfg: BuildConfig) -> ModelWrapper:
+    """Deepen FIFOs where minimal ones miss FINN's estimated initiation interval."""
+    import numpy as np
+    from hw.errors import HwError
+    from hw.rtlsim import simulate
+    from hw.stitch import stitch
+
+    if not getattr(cfg, "size_fifos", True):
+        return model
+    est = cfg.extra.get("estimates")
+    if est is None and cfg.path("estimates.json").is_file():
+        est = json.loads(cfg.path("estimates.json").read_text())
+    if not est or "max_cycles" not in est:
+        log.warning("no FINN estimate (estimates.json); FIFO sizing skipped")
+        return model
+    target = int(est["max_cycles"])
+    limit = target * (1 + SIZING_TOLERANCE)
+    x = _random_inputs(model, SIZING_IMAGES)
+
+    def measure(m: ModelWrapper):
+        try:
+            design = stitch(m, cfg.path("rtl"))
+            return simulate(design, x, clock_mhz=float(cfg.clock_mhz), estimates=est,
+                            cache_dir=cfg.path("rtlsim", "cache"))
+        except HwError as exc:
+            raise FlowError(f"FIFO sizing: {exc}") from None
+
+    t0 = time.perf_counter()
+    runs = []
+    r = measure(model)
+    runs.append({"run": "minimal", "cycles_per_image": r.cycles_per_image, "depths": r.fifo_depths})
+    chosen = dict(r.fifo_depths)
+    if r.cycles_per_image > limit and _internal_fifos(model):
+        fifos = _internal_fifos(model)
+        large = {}
+        for n in fifos:
+            fs = getCustomOp(n).get_folded_output_shape()
+            words = int(np.prod(fs[:-1]))
+            large[n.name] = max(SIZING_LARGE_MIN, 2 * words, int(getCustomOp(n).get_nodeattr("depth")))
+        deep = apply_fifo_depths(copy.deepcopy(model), large, cfg)
+        r_deep = measure(deep)
+        runs.append({"run": "large", "cycles_per_image": r_deep.cycles_per_image, "depths": r_deep.fifo_depths,
+                     "max_occupancy": r_deep.fifo_max_occupancy})
+        depths = {f.name: max(2, int(r_deep.fifo_max_occupancy[f.name])) for f in fifos}
+        model = apply_fifo_depths(model, depths, cfg)
+        r = measure(model)
+        runs.append({"run": "sized", "cycles_per_image": r.cycles_per_image, "depths": r.fifo_depths})
+        if r.cycles_per_image > max(limit, r_deep.cycles_per_image * 1.001):
+            log.warning("FIFOs sized to their measured occupancy reach %.1f cycles/image, large ones %.1f; "
+                        "keeping the large depths", r.cycles_per_image, r_deep.cycles_per_image)
+            model = apply_fifo_depths(model, large, cfg)
+            r = measure(model)
+            runs.append({"run": "large (kept)", "cycles_per_image": r.cycles_per_image, "depths": r.fifo_depths})
+        chosen = dict(r.fifo_depths)
+    info = {
+        "estimated_cycles_per_image": target,
+        "cycles_per_image": r.cycles_per_image,
+        "within_tolerance": r.cycles_per_image <= limit,
+        "tolerance": SIZING_TOLERANCE,
+        "fifo_depths": chosen,
+        "runs": runs,
+        "images_per_run": SIZING_IMAGES,
+        "seconds": round(time.perf_counter() - t0, 3),
+    }
+    cfg.path("fifo_sizing.json").write_text(json.dumps(info, indent=2))
+    cfg.extra["fifo_depths"] = chosen
+    cfg.extra["fifo_sizing"] = info
+    if not info["within_tolerance"]:
+        log.warning("the pipeline reaches %.1f cycles/image, FINN estimates %d", r.cycles_per_image, target)
+    return model

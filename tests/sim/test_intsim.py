@@ -30,19 +30,25 @@ def test_strict_and_fast_agree_with_finn(demo_build, step):
     strict = sim.IntSim(find_step(demo_build, step), "strict")
     fast = sim.IntSim(find_step(demo_build, step), "fast")
     assert {p.gemm for p in strict.nodes} == {"int64"}
-    assert "float32" in {p.gemm for p in fast.nodes}  # the bound proves float32 exact here
+    assert "u8s8" in {p.gemm for p in fast.nodes}  # 8-bit inputs and weights, bound < 2^31
     ys, yf = strict.run(x), fast.run(x)
     assert ys.dtype == np.int64 and np.array_equal(ys, yf)
     assert np.array_equal(ys, np.load(demo_build / "outputs" / "hw_python.npy"))
 
 
-def test_fast_mode_falls_back_when_bound_exceeds_float32(demo_build):
-    s = sim.IntSim(find_step(demo_build, "hw_codegen"), "fast")
-    w = np.full((2**13, 4), 127, dtype=np.int64)  # 255 * 127 * 8192 > 2^24
+def test_fast_mode_picks_the_cheapest_exact_gemm(demo_build):
     from qonnx.core.datatype import DataType
 
-    s.model.set_tensor_datatype(s.input_name, DataType["UINT8"])
-    assert s._gemm_for(s.model.graph.node[0], w) == "float64"
+    s = sim.IntSim(find_step(demo_build, "hw_codegen"), "fast")
+    node = s.model.graph.node[0]
+    s.model.set_tensor_datatype(node.input[0], DataType["UINT8"])
+    assert s._gemm_for(node, np.ones((16, 4), dtype=np.int64)) == "u8s8"
+    assert s._gemm_for(node, np.full((16, 4), 300, dtype=np.int64)) == "float32"  # weights beyond int8
+    assert s._gemm_for(node, np.full((2**13, 4), 300, dtype=np.int64)) == "float64"  # bound > 2^24
+    s.model.set_tensor_datatype(node.input[0], DataType["INT9"])
+    assert s._gemm_for(node, np.ones((16, 4), dtype=np.int64)) == "float32"  # inputs beyond 8 bits
+    s.model.set_tensor_datatype(node.input[0], DataType["INT32"])
+    assert s._gemm_for(node, np.full((2**13, 4), 2**20, dtype=np.int64)) == "int64"  # bound > 2^53
 
 
 def test_corrupted_weight_detected(build_copy):

@@ -1,0 +1,118 @@
+"""`make bench`: throughput of intsim (fast and strict) against onnxruntime and FINN's python
+execution, all measured in the same run on the same machine; ratios, not absolutes, are the result."""
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+
+BATCH = 1000
+
+
+def _rate(fn, n_images: int, rounds: int) -> float:
+    """Median images/s over `rounds` calls of fn (each processing n_images)."""
+    fn()  # warm-up
+    times = []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return n_images / statistics.median(times)
+
+
+def run_bench(out: Path, model: str = "tfc-w2a2", rounds: int = 5, finn_images: int = 1000) -> dict:
+    import torch
+    from brevitas.export import export_onnx_qcdq
+
+    import sim
+    from models import load_mnist
+
+    from .config import BuildConfig
+    from .pipeline import find_step, run_build
+    from .steps.frontend import InputScale
+    from .stages import run_batched
+
+    out = Path(out)
+    build = out / "build"
+    if not (build / "report.json").is_file():
+        run_build(BuildConfig(out=build, model=model, samples=100, force=True))
+    info = json.loads((build / "build.json").read_text())
+    x = load_mnist("test").pixels  # all 10,000 test images, UINT8 as the accelerator streams them
+    hw_graph = find_step(build, "hw_codegen")
+    batches = [x[i:i + BATCH] for i in range(0, len(x), BATCH)]
+
+    fast, strict = sim.IntSim(hw_graph, "fast"), sim.IntSim(hw_graph, "strict")
+    ref = np.concatenate([strict.run(b) for b in batches])
+    assert np.array_equal(ref, np.concatenate([fast.run(b) for b in batches])), "fast != strict"
+
+    # onnxruntime on the QCDQ export of the same Brevitas model (2 threads)
+    import onnxruntime as ort
+    from models import load_checkpoint
+
+    module = InputScale(load_checkpoint(info["checkpoint"])[0], info["input_scale"]).eval()
+    qcdq = out / "model_qcdq.onnx"
+    export_onnx_qcdq(module, torch.zeros(BATCH, x.shape[1]), export_path=str(qcdq))
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 2
+    so.inter_op_num_threads = 1
+    sess = ort.InferenceSession(str(qcdq), so, providers=["CPUExecutionProvider"])
+    iname = sess.get_inputs()[0].name
+    xf = [b.astype(np.float32) for b in batches]
+
+    from finn.core.onnx_exec import execute_onnx
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    streamlined = ModelWrapper(str(find_step(build, "split_float_tail")))
+    xs = x[:finn_images]
+
+    rates = {k: [] for k in ("intsim", "intsim_strict", "onnxruntime", "finn_python")}
+    for _ in range(rounds):  # interleaved rounds: machine noise hits every method alike
+        rates["intsim"].append(_rate(lambda: [fast.run(b) for b in batches], len(x), 1))
+        rates["intsim_strict"].append(_rate(lambda: [strict.run(b) for b in batches], len(x), 1))
+        rates["onnxruntime"].append(_rate(lambda: [sess.run(None, {iname: b}) for b in xf], len(x), 1))
+    for _ in range(max(1, rounds // 2)):
+        rates["finn_python"].append(_rate(lambda: run_batched(streamlined, xs, BATCH, execute_onnx), len(xs), 1))
+    med = {k: statistics.median(v) for k, v in rates.items()}
+    ort_rate = med["onnxruntime"]
+    result = {
+        "model": model, "images": int(len(x)), "batch": BATCH, "rounds": rounds,
+        "intsim_images_per_s": med["intsim"],
+        "intsim_strict_images_per_s": med["intsim_strict"],
+        "onnxruntime_images_per_s": ort_rate,
+        "finn_python_images_per_s": med["finn_python"],
+        "ratios": {
+            "intsim_vs_onnxruntime": med["intsim"] / ort_rate,
+            "intsim_strict_vs_onnxruntime": med["intsim_strict"] / ort_rate,
+            "intsim_vs_finn_python": med["intsim"] / med["finn_python"],
+            "intsim_strict_vs_finn_python": med["intsim_strict"] / med["finn_python"],
+        },
+        "targets": {"intsim_vs_onnxruntime": 1.5, "intsim_strict_vs_onnxruntime": 0.25,
+                    "intsim_vs_finn_python": 100.0},
+        "fast_mode_gemm": [p.gemm for p in fast.nodes],
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "bench.json").write_text(json.dumps(result, indent=2))
+    return result
+
+
+def bench_table(r: dict):
+    from rich.table import Table
+
+    t = Table(title=f"qnnflow bench: {r['model']}, {r['images']} MNIST test images, batch {r['batch']}, "
+                    f"median of {r['rounds']} interleaved rounds")
+    t.add_column("method")
+    t.add_column("images/s", justify="right")
+    t.add_column("/ onnxruntime", justify="right")
+    t.add_column("/ FINN python", justify="right")
+    ort, finn = r["onnxruntime_images_per_s"], r["finn_python_images_per_s"]
+    for name, key in (("intsim fast (exact float GEMM where proven)", "intsim_images_per_s"),
+                      ("intsim strict (int64)", "intsim_strict_images_per_s"),
+                      ("onnxruntime QCDQ, 2 threads", "onnxruntime_images_per_s"),
+                      ("FINN python execution (streamlined)", "finn_python_images_per_s")):
+        v = r[key]
+        t.add_row(name, f"{v:,.0f}", f"{v / ort:.2f}x", f"{v / finn:.0f}x")
+    t.caption = "targets: fast >= 1.5x onnxruntime, strict >= 0.25x onnxruntime, fast >= 100x FINN python"
+    return t
