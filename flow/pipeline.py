@@ -25,6 +25,7 @@ STEPS: list[tuple[str, Step]] = [
     ("export", fe.step_export),
     ("qonnx_to_finn", fe.step_qonnx_to_finn),
     ("tidy_up", fe.step_tidy_up),
+    ("float64", fe.step_float64),
     ("streamline", fe.step_streamline),
     ("round_half_even", fe.step_round_half_even),
     ("remove_identity_thresholds", fe.step_remove_identity_thresholds),

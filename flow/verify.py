@@ -139,6 +139,8 @@ def verify_build(build_dir: Path, samples: int | None = None, module=None,
             fm.update(localize(build_dir, name, reference, x, fm["sample"]))
             first[name] = fm
     accuracy = {}
+    top = np.sort(ref, axis=1)
+    argmax_ties = int(np.sum(top[:, -1] == top[:, -2])) if ref.shape[1] > 1 else 0
     if labels is not None:
         for name, y in outputs.items():
             accuracy[name] = round(100.0 * float(np.mean(np.argmax(tail.apply(y), axis=1) == labels)), 2)
@@ -149,6 +151,9 @@ def verify_build(build_dir: Path, samples: int | None = None, module=None,
             "samples": int(samples), "reference": reference, "stages": list(outputs),
             "mismatches": mismatches, "first_mismatch": first, "float_residual": residuals,
             "skipped": notes, "timings_s": timings,
+            # samples whose largest integer logit is shared: argmax takes the first index,
+            # while PyTorch's float logits break such ties by rounding noise
+            "argmax_ties": argmax_ties,
         },
         "accuracy": accuracy,
     }

@@ -142,6 +142,25 @@ def step_qonnx_to_finn(model: ModelWrapper, cfg: BuildConfig) -> ModelWrapper:
     return model
 
 
+def set_float_precision(model: ModelWrapper, dtype) -> ModelWrapper:
+    """Cast every float initializer to `dtype` (tensor annotations are left alone)."""
+    for init in list(model.graph.initializer):
+        a = model.get_initializer(init.name)
+        if a.dtype.kind == "f" and a.dtype != dtype:
+            model.set_initializer(init.name, a.astype(dtype))
+    return model
+
+
+def step_float64(model: ModelWrapper, cfg: BuildConfig) -> ModelWrapper:
+    """Ours: streamline in float64. FINN folds scales, biases and batch norms into thresholds
+    in the parameters' own precision; in float32 a threshold moves by up to ~1e-4 at the
+    accumulator's scale, enough to put a value on the wrong side of a rounding boundary
+    (seen: 1 of 10,000 MNIST test images on tfc-w2a2). In float64 the thresholds are the
+    exact-arithmetic ones to ~1e-12; round_half_even then makes them integers and float32."""
+    return set_float_precision(model, np.float64)
+    return model
+
+
 def _remove_identity_reshapes(model: ModelWrapper) -> ModelWrapper:
     """Reshape/Flatten nodes that keep the shape (e.g. x.reshape(N, -1) on (N, 784))."""
     from qonnx.transformation.remove import remove_node_and_rewire
@@ -191,9 +210,9 @@ def step_streamline(model: ModelWrapper, cfg: BuildConfig) -> ModelWrapper:
 def step_round_half_even(model: ModelWrapper, cfg: BuildConfig) -> ModelWrapper:
     """Ours: integer thresholds with Brevitas's half-to-even ties (flow.transforms)."""
     if not cfg.exact_rounding:
-        return model
+        return set_float_precision(model, np.float32)
     model = model.transform(RoundThresholdsHalfEven())
-    return model.transform(InferDataTypes())
+    return set_float_precision(model.transform(InferDataTypes()), np.float32)
 
 
 def step_remove_identity_thresholds(model: ModelWrapper, cfg: BuildConfig) -> ModelWrapper:

@@ -4,10 +4,12 @@ FINN's own FIFO sizing simulates through Vivado. Here:
 - `step_insert_fifos` inserts every FIFO at its minimal depth (FINN's
   FORCE_MINIMAL_FIFOS strategy: InsertDWC, InsertFIFO(create_shallow_fifos=True),
   RTL variants) and generates their Verilog;
-- `step_size_fifos` measures the initiation interval with our Verilator simulation
-  (hw.rtlsim) and, where minimal FIFOs do not reach FINN's estimate, deepens them:
-  one run with large FIFOs records each FIFO's maximum occupancy, the depths are set
-  to it, and a last run checks the interval.
+- `step_size_fifos` sizes them with our Verilator simulation (hw.rtlsim): one run
+  with large FIFOs records each FIFO's maximum occupancy, the depths are set to it
+  (minimal FIFOs stay minimal where nothing more is used), and a second run checks
+  the initiation interval against FINN's estimate. Minimal FIFOs alone miss it on
+  tfc-w2a2 (891 vs 784 cycles/image: the last MVAU replays its input 10 times while
+  the next image's 64 activations queue up in front of it).
 """
 from __future__ import annotations
 
@@ -90,7 +92,7 @@ def apply_fifo_depths(model: ModelWrapper, depths: dict[str, int], cfg: BuildCon
     return _prepare_ip(model, cfg)
 
 
-SIZING_TOLERANCE = 0.02     # accept an interval within 2 % of FINN's estimate
+SIZING_TOLERANCE = 0.02     # report an interval within 2 % of FINN's estimate as reached
 SIZING_IMAGES = 8           # images per sizing run (steady state after ~2)
 SIZING_LARGE_MIN = 32       # "large" FIFO depth: 2 images' worth of words, at least this
 
@@ -115,7 +117,17 @@ def _internal_fifos(model: ModelWrapper) -> list:
 
 
 def step_size_fifos(model: ModelWrapper, cfg: BuildConfig) -> ModelWrapper:
-    """Deepen FIFOs where minimal ones miss FINN's estimated initiation interval."""
+    """Size the FIFOs between layers by simulation (Verilator), FINN's way without Vivado.
+
+    1. every FIFO between two layers gets a large depth (two images' worth of words),
+       the pipeline runs SIZING_IMAGES random images, each FIFO's maximum occupancy
+       is recorded (the buffering the free-running pipeline actually uses);
+    2. each FIFO gets that occupancy as its depth (at least 2: minimal FIFOs stay
+       minimal where nothing more is used) and a second run checks the initiation
+       interval against FINN's estimate and the large-FIFO run.
+    Two simulator builds (~6-10 s each on 2 cores); the second is the one
+    `hw.rtlsim` reuses after the build. The I/O FIFOs face the DMA and stay minimal.
+    """
     import numpy as np
     from hw.errors import HwError
     from hw.rtlsim import simulate
@@ -123,14 +135,14 @@ def step_size_fifos(model: ModelWrapper, cfg: BuildConfig) -> ModelWrapper:
 
     if not getattr(cfg, "size_fifos", True):
         return model
+    fifos = _internal_fifos(model)
+    if not fifos:
+        return model
     est = cfg.extra.get("estimates")
     if est is None and cfg.path("estimates.json").is_file():
         est = json.loads(cfg.path("estimates.json").read_text())
-    if not est or "max_cycles" not in est:
-        log.warning("no FINN estimate (estimates.json); FIFO sizing skipped")
-        return model
-    target = int(est["max_cycles"])
-    limit = target * (1 + SIZING_TOLERANCE)
+    est = est or {}
+    target = int(est["max_cycles"]) if "max_cycles" in est else None
     x = _random_inputs(model, SIZING_IMAGES)
 
     def measure(m: ModelWrapper):
@@ -142,45 +154,40 @@ def step_size_fifos(model: ModelWrapper, cfg: BuildConfig) -> ModelWrapper:
             raise FlowError(f"FIFO sizing: {exc}") from None
 
     t0 = time.perf_counter()
-    runs = []
+    large = {}
+    for n in fifos:
+        inst = getCustomOp(n)
+        words = int(np.prod(inst.get_folded_output_shape()[:-1]))
+        large[n.name] = max(SIZING_LARGE_MIN, 2 * words, int(inst.get_nodeattr("depth")))
+    r_large = measure(apply_fifo_depths(copy.deepcopy(model), large, cfg))
+    runs = [{"run": "large", "cycles_per_image": r_large.cycles_per_image, "depths": r_large.fifo_depths,
+             "max_occupancy": r_large.fifo_max_occupancy}]
+    depths = {f.name: max(2, int(r_large.fifo_max_occupancy[f.name])) for f in fifos}
+    model = apply_fifo_depths(model, depths, cfg)
     r = measure(model)
-    runs.append({"run": "minimal", "cycles_per_image": r.cycles_per_image, "depths": r.fifo_depths})
-    chosen = dict(r.fifo_depths)
-    if r.cycles_per_image > limit and _internal_fifos(model):
-        fifos = _internal_fifos(model)
-        large = {}
-        for n in fifos:
-            fs = getCustomOp(n).get_folded_output_shape()
-            words = int(np.prod(fs[:-1]))
-            large[n.name] = max(SIZING_LARGE_MIN, 2 * words, int(getCustomOp(n).get_nodeattr("depth")))
-        deep = apply_fifo_depths(copy.deepcopy(model), large, cfg)
-        r_deep = measure(deep)
-        runs.append({"run": "large", "cycles_per_image": r_deep.cycles_per_image, "depths": r_deep.fifo_depths,
-                     "max_occupancy": r_deep.fifo_max_occupancy})
-        depths = {f.name: max(2, int(r_deep.fifo_max_occupancy[f.name])) for f in fifos}
-        model = apply_fifo_depths(model, depths, cfg)
+    runs.append({"run": "sized", "cycles_per_image": r.cycles_per_image, "depths": r.fifo_depths})
+    if r.cycles_per_image > r_large.cycles_per_image * 1.001:
+        log.warning("FIFOs sized to their measured occupancy reach %.1f cycles/image, large ones %.1f; "
+                    "keeping the large depths", r.cycles_per_image, r_large.cycles_per_image)
+        model = apply_fifo_depths(model, large, cfg)
         r = measure(model)
-        runs.append({"run": "sized", "cycles_per_image": r.cycles_per_image, "depths": r.fifo_depths})
-        if r.cycles_per_image > max(limit, r_deep.cycles_per_image * 1.001):
-            log.warning("FIFOs sized to their measured occupancy reach %.1f cycles/image, large ones %.1f; "
-                        "keeping the large depths", r.cycles_per_image, r_deep.cycles_per_image)
-            model = apply_fifo_depths(model, large, cfg)
-            r = measure(model)
-            runs.append({"run": "large (kept)", "cycles_per_image": r.cycles_per_image, "depths": r.fifo_depths})
-        chosen = dict(r.fifo_depths)
+        runs.append({"run": "large (kept)", "cycles_per_image": r.cycles_per_image, "depths": r.fifo_depths})
+    within = None if target is None else r.cycles_per_image <= target * (1 + SIZING_TOLERANCE)
     info = {
         "estimated_cycles_per_image": target,
         "cycles_per_image": r.cycles_per_image,
-        "within_tolerance": r.cycles_per_image <= limit,
+        "latency_cycles": r.latency_cycles,
+        "within_tolerance": within,
         "tolerance": SIZING_TOLERANCE,
-        "fifo_depths": chosen,
+        "fifo_depths": dict(r.fifo_depths),
         "runs": runs,
         "images_per_run": SIZING_IMAGES,
         "seconds": round(time.perf_counter() - t0, 3),
     }
     cfg.path("fifo_sizing.json").write_text(json.dumps(info, indent=2))
-    cfg.extra["fifo_depths"] = chosen
+    cfg.extra["fifo_depths"] = dict(r.fifo_depths)
     cfg.extra["fifo_sizing"] = info
-    if not info["within_tolerance"]:
-        log.warning("the pipeline reaches %.1f cycles/image, FINN estimates %d", r.cycles_per_image, target)
+    if within is False:
+        log.warning("with sized FIFOs the pipeline reaches %.1f cycles/image, FINN estimates %d",
+                    r.cycles_per_image, target)
     return model

@@ -10,8 +10,8 @@ Brevitas's TFC-2w2a input scaling).
 Contract: for every MultiThreshold (or Thresholding) node whose input datatype is
 an integer, replace each threshold T_j (j = 1..n, crossing from output level
 L = out_scale * (j-1) + out_bias to the next level) by an integer threshold:
-  - if T_j is an integer up to float32 resolution (an exact tie in exact
-    arithmetic): T_j' = round(T_j) + 1 when L is even (the tie stays at the even
+  - if T_j is an integer up to float64 resolution (an exact tie in exact
+    arithmetic; thresholds must come from float64 streamlining for this to hold): T_j' = round(T_j) + 1 when L is even (the tie stays at the even
     level L, i.e. `x > T_j`), and round(T_j) when L is odd (the tie goes up to the
     even level L + 1);
   - otherwise T_j' = ceil(T_j) (no integer can land on it).
@@ -26,8 +26,9 @@ from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
 from qonnx.transformation.base import Transformation
 
-# A tie survives FINN's float streamlining only up to a few float32 ulps.
-TIE_RTOL = 2.0**-20
+# Thresholds come from float64 streamlining (flow step `float64`): a genuine tie is an
+# integer to within a few float64 ulps; anything further away is not a tie.
+TIE_RTOL = 2.0**-40
 
 
 def half_even_thresholds(thresholds: np.ndarray, out_scale: float, out_bias: float) -> np.ndarray:

@@ -18,9 +18,10 @@ def test_half_even_thresholds_unit():
     assert half_even_thresholds(t, 1.0, 0.0).tolist() == [[2.0, 3.0, 6.0]]
     # non-ties are ceiled exactly like FINN's RoundAndClipThresholds
     assert half_even_thresholds(np.array([[0.2, 1.7, -0.5]], np.float32), 1.0, 0.0).tolist() == [[1.0, 2.0, -0.0]]
-    # float noise around a tie is still a tie; signed levels (out_bias -2): lower levels -2,-1,0
-    noisy = np.array([[3.0000002, 5.0, 7.0]], dtype=np.float32)
-    assert half_even_thresholds(noisy, 1.0, -2.0).tolist() == [[4.0, 5.0, 8.0]]
+    # a float32-ulp away from an integer is not a tie (thresholds come from float64
+    # streamlining); signed levels (out_bias -2): lower levels -2, -1, 0
+    near = np.array([[2.9999998, 5.0, 7.0]], dtype=np.float64)
+    assert half_even_thresholds(near, 1.0, -2.0).tolist() == [[3.0, 5.0, 8.0]]
 
 
 class TieNet(torch.nn.Module):
