@@ -22,7 +22,7 @@ def _cmd_build(a) -> int:
     cfg = BuildConfig(out=Path(a.out), model=a.model, checkpoint=a.checkpoint and Path(a.checkpoint),
                       onnx=a.onnx and Path(a.onnx), input_npy=a.input and Path(a.input), board=a.board,
                       clock_mhz=a.clock_mhz, target_fps=a.fps, folding=a.folding, samples=a.samples,
-                      verify=not a.no_verify, force=a.force, input_dtype=a.input_dtype)
+                      verify=not a.no_verify, rtlsim=not a.no_rtlsim, force=a.force, input_dtype=a.input_dtype)
     report = run_build(cfg, console=console)
     Console().print(summary_table(report))
     Console().print(f"build written to {cfg.out}/ (report.json, report.txt, steps/, outputs/)")
@@ -68,6 +68,44 @@ def _cmd_train(a) -> int:
     return 0
 
 
+def _cmd_rtlsim(a) -> int:
+    import json
+
+    import numpy as np
+
+    from hw import rtlsim
+    from hw.errors import HwError
+
+    build = Path(a.build_dir)
+    x = None
+    if a.samples:
+        from .pipeline import load_build_config
+        from .verify import verification_inputs
+
+        x, _ = verification_inputs(build, load_build_config(build), a.samples)
+    try:
+        r = rtlsim(build, x, stall=a.stall, trace=a.trace, seed=a.seed)
+    except HwError as exc:
+        raise FlowError(str(exc)) from None
+    n = len(r.outputs)
+    ref_path = build / "outputs" / "intsim.npy"
+    verdict = "no intsim reference"
+    mismatches = None
+    if ref_path.is_file():
+        ref = np.load(ref_path)
+        if len(ref) >= n:
+            mismatches = int(np.any(r.outputs != ref[:n], axis=1).sum())
+            verdict = f"{mismatches} / {n} samples differ from intsim"
+    s = r.summary()
+    Console().print(f"rtlsim: {n} images, {verdict}; {s['cycles_per_image']:.1f} cycles/image "
+                    f"(FINN estimate {s['estimated_cycles_per_image']}), latency {s['latency_cycles']} cycles, "
+                    f"{s['fps']:,.0f} images/s at {s['clock_mhz']:g} MHz, "
+                    f"{s['sim_cycles_per_s'] / 1e6:.2f} M cycles/s" + (f"; waveform {s['trace_path']}" if s["trace_path"] else ""))
+    (build / "rtlsim").mkdir(exist_ok=True)
+    (build / "rtlsim" / "last_run.json").write_text(json.dumps({**s, "mismatches": mismatches}, indent=2))
+    return 1 if mismatches else 0
+
+
 def _cmd_bench(a) -> int:
     from .bench import bench_table, run_bench
 
@@ -101,6 +139,7 @@ def make_parser() -> argparse.ArgumentParser:
     fold.add_argument("--folding", help="a FINN folding JSON (PE/SIMD per layer) instead of --fps")
     b.add_argument("--samples", type=int, default=1000, help="verification samples (default 1000)")
     b.add_argument("--no-verify", action="store_true", help="skip the verification chain")
+    b.add_argument("--no-rtlsim", action="store_true", help="skip FIFO insertion/sizing and the Verilator simulation")
     b.add_argument("--out", required=True, help="build folder (written completely or not at all)")
     b.add_argument("--force", action="store_true", help="replace an existing build folder")
     b.set_defaults(func=_cmd_build)
@@ -109,6 +148,16 @@ def make_parser() -> argparse.ArgumentParser:
     v.add_argument("build_dir")
     v.add_argument("--samples", type=int, help="number of MNIST test images (default: as built)")
     v.set_defaults(func=_cmd_verify)
+
+    r = sub.add_parser("rtlsim", help="cycle-accurate Verilator simulation of a build's accelerator",
+                       description="Stitch the build's RTL layers, compile with Verilator (cached), stream the "
+                                   "verification inputs, compare with intsim, report cycles and throughput.")
+    r.add_argument("build_dir")
+    r.add_argument("--samples", type=int, help="MNIST test images (default: the build's verification inputs)")
+    r.add_argument("--stall", type=float, default=0.0, help="probability of random input/output stalls per cycle")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--trace", action="store_true", help="write a waveform to BUILD/rtlsim/wave.{fst,vcd}")
+    r.set_defaults(func=_cmd_rtlsim)
 
     be = sub.add_parser("bench", help="throughput of intsim vs onnxruntime and FINN python execution")
     be.add_argument("--out", default="build/bench")

@@ -27,6 +27,7 @@ class BuildConfig:
     input_dtype: str = "UINT8"        # what the accelerator streams in
     input_scale: float = 1.0 / 256    # float input = integer input * input_scale
     force: bool = False
+    rtlsim: bool = True               # insert/size FIFOs and simulate the stitched RTL (Verilator)
     exact_rounding: bool = True       # False: keep FINN's half-up thresholds (to compare)
     # set by the runner
     work_dir: Path = field(default=Path("."), repr=False)

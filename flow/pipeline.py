@@ -16,6 +16,7 @@ from .config import BuildConfig
 from .errors import FlowError
 from .steps import frontend as fe
 from .steps import hardware as hwsteps
+from .steps import rtl as rtlsteps
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,7 @@ STEPS: list[tuple[str, Step]] = [
     ("round_half_even", fe.step_round_half_even),
     ("remove_identity_thresholds", fe.step_remove_identity_thresholds),
     ("split_float_tail", fe.step_split_float_tail),
+    ("split_layout_head", fe.step_split_layout_head),
     ("convert_to_hw", hwsteps.step_convert_to_hw),
     ("minimize_bit_width_initial", hwsteps.step_minimize_bit_width),
     ("create_dataflow_partition", hwsteps.step_create_dataflow_partition),
@@ -39,7 +41,18 @@ STEPS: list[tuple[str, Step]] = [
     ("minimize_bit_width", hwsteps.step_minimize_bit_width),
     ("estimates", hwsteps.step_estimates),
     ("hw_codegen", hwsteps.step_hw_codegen),
+    ("insert_fifos", rtlsteps.step_insert_fifos),
+    ("size_fifos", rtlsteps.step_size_fifos),
 ]
+RTL_STEPS = ("insert_fifos", "size_fifos")  # skipped with BuildConfig(rtlsim=False)
+
+
+def final_graph(build_dir: Path) -> Path:
+    """The last saved step model of a build: the accelerator's HW-layer graph."""
+    steps = sorted((Path(build_dir) / "steps").glob("[0-9][0-9]_*.onnx"))
+    if not steps:
+        raise FlowError(f"{build_dir}/steps/ holds no step models; is {build_dir} a complete qnnflow build?")
+    return steps[-1]
 
 
 def step_file(index: int, name: str) -> str:
@@ -91,7 +104,7 @@ def run_build(cfg: BuildConfig, console=None) -> dict:
     if out.exists() and not cfg.force:
         raise FlowError(f"build folder {out} exists; pass --force to replace it or choose another --out")
     out.parent.mkdir(parents=True, exist_ok=True)
-    work = out.parent / f".{out.name}.tmp-{os.getpid()}"
+    work = (out.parent / f".{out.name}.tmp-{os.getpid()}").resolve()
     if work.exists():
         shutil.rmtree(work)
     (work / "steps").mkdir(parents=True)
@@ -103,6 +116,9 @@ def run_build(cfg: BuildConfig, console=None) -> dict:
                       TimeElapsedColumn(), console=console, transient=False) as progress:
             task = progress.add_task("build", total=len(STEPS))
             for i, (name, fn) in enumerate(STEPS):
+                if name in RTL_STEPS and not cfg.rtlsim:
+                    progress.advance(task)
+                    continue
                 progress.update(task, description=f"step {name}")
                 t0 = time.perf_counter()
                 model = fn(model, cfg)
@@ -144,7 +160,7 @@ def build_info(cfg: BuildConfig, model: ModelWrapper) -> dict:
         "input_shape": list(ishape), "samples": cfg.samples,
         "board": cfg.board, "fpga_part": cfg.fpga_part, "clock_mhz": float(cfg.clock_mhz),
         "target_fps": cfg.target_fps, "folding": str(cfg.folding) if cfg.folding else None,
-        "input_source": "mnist",
+        "input_source": "mnist", "rtlsim": cfg.rtlsim,
     }
     if cfg.onnx is not None or cfg.module is not None and cfg.input_npy is not None:
         from qonnx.core.datatype import DataType

@@ -27,6 +27,9 @@ def assemble_report(info: dict, timings: dict, verify: dict | None, extra: dict)
     if verify:
         report["verify"] = verify["verify"]
         report["accuracy"] = verify["accuracy"]
+        report["rtlsim"] = verify.get("rtlsim")
+    report["fifo_depths"] = extra.get("fifo_depths")
+    report["fifo_sizing"] = extra.get("fifo_sizing")
     return report
 
 
@@ -46,12 +49,20 @@ def summary_table(report: dict) -> Table:
     for s, why in v.get("skipped", {}).items():
         t.add_row(s, "skipped", "-", "-", style="dim")
     est = report.get("estimates") or {}
+    rs = report.get("rtlsim") or {}
+    lines = []
+    if rs:
+        lines.append(f"rtlsim (Verilator): {rs['cycles_per_image']:.1f} cycles/image, latency {rs['latency_cycles']} "
+                     f"cycles, {rs['fps']:,.0f} images/s at {rs['clock_mhz']:g} MHz; "
+                     f"{rs['sim_cycles_per_s'] / 1e6:.2f} M simulated cycles/s")
     if est:
         t.caption = (f"FINN estimate: {est['max_cycles']} cycles/image, {est['fps']:,.0f} images/s, "
                      f"latency {est['critical_path_cycles']} cycles; "
                      f"LUT {est['layer_resources']['total'].get('LUT', 0):,.0f}, "
                      f"BRAM18 {est['layer_resources']['total'].get('BRAM_18K', 0):,.0f}, "
                      f"DSP {est['layer_resources']['total'].get('DSP', 0):,.0f}")
+    if lines:
+        t.caption = "\n".join(lines + ([t.caption] if t.caption else []))
     return t
 
 

@@ -39,6 +39,15 @@ def to_integers(y: np.ndarray, tail: FloatTail, stage: str) -> tuple[np.ndarray,
 def with_batch(model: ModelWrapper, n: int) -> ModelWrapper:
     """A copy of a plain ONNX/QONNX/FINN (non-HW) graph whose batch dimension is n."""
     m = ModelWrapper(model.model.__deepcopy__())
+    old = m.get_tensor_shape(m.graph.input[0].name)[0]
+    for node in m.graph.node:  # flatten before the classifier: Reshape to a constant (1, K)
+        shape = m.get_initializer(node.input[1]) if node.op_type == "Reshape" else None
+        if shape is not None and shape.ndim == 1 and len(shape) and shape[0] == old \
+                and len(m.find_consumers(node.input[1]) or []) == 1:
+            m.set_initializer(node.input[1], np.concatenate([[n], shape[1:]]).astype(shape.dtype))
+    if m.get_nodes_by_op_type("Im2Col"):
+        # qonnx's Im2Col mixes samples for batch > 1 (its index arithmetic assumes batch 1)
+        raise ValueError("graph holds Im2Col, which executes one sample at a time")
     for vi in list(m.graph.value_info):
         m.graph.value_info.remove(vi)
     for t in list(m.graph.input) + list(m.graph.output):
@@ -84,9 +93,13 @@ def run_per_sample(model: ModelWrapper, x: np.ndarray, execute: Callable, progre
     return np.concatenate([o.reshape(1, -1) for o in outs])
 
 
-def stage_brevitas(module, x: np.ndarray, tail: FloatTail) -> tuple[np.ndarray, float]:
+def stage_brevitas(module, x: np.ndarray, tail: FloatTail,
+                   input_shape: tuple[int, ...] | None = None) -> tuple[np.ndarray, float]:
+    """The module on the integer inputs, reshaped to one sample's `input_shape` if given."""
     import torch
 
+    if input_shape is not None:
+        x = x.reshape((len(x),) + tuple(input_shape))
     outs = []
     with torch.no_grad():
         for i in range(0, len(x), 1000):
@@ -132,28 +145,49 @@ def stage_intsim(path: Path, x: np.ndarray, mode: str = "strict") -> np.ndarray:
 
 
 # Layers that compute (identity-like ops such as FIFOs and width converters are skipped);
-# with standalone thresholds the streamlined and HW graphs have these one-to-one.
+# with standalone thresholds the streamlined and HW graphs have these one-to-one, once
+# FINN's splits are undone: Im2Col became [FMPadding ->] ConvolutionInputGenerator (the
+# padding is part of the window) and MaxPoolNHWC became ConvolutionInputGenerator -> Pool
+# (the window is part of the pool).
 COMPUTE_OPS = ("MatMul", "XnorPopcountMatMul", "MVAU", "VVAU", "MultiThreshold", "Thresholding", "Im2Col",
-               "ConvolutionInputGenerator", "MaxPoolNHWC", "Pool", "FMPadding", "TopK", "LabelSelect")
+               "ConvolutionInputGenerator", "MaxPoolNHWC", "Pool", "TopK", "LabelSelect")
+PASS_THROUGH_OPS = ("StreamingFIFO", "StreamingDataWidthConverter")
 
 
 def _compute_layers(model: ModelWrapper) -> list[tuple[str, str]]:
     from sim.interpreter import generic_op
 
-    return [(n.name, n.output[0]) for n in model.graph.node if generic_op(n.op_type) in COMPUTE_OPS]
+    def next_compute(node):
+        while node is not None and generic_op(node.op_type) in PASS_THROUGH_OPS:
+            node = model.find_consumer(node.output[0])
+        return node
+
+    layers = []
+    for n in model.graph.node:
+        op = generic_op(n.op_type)
+        if op not in COMPUTE_OPS:
+            continue
+        if op in ("ConvolutionInputGenerator", "Im2Col"):
+            nxt = next_compute(model.find_consumer(n.output[0]))
+            if nxt is not None and generic_op(nxt.op_type) == "Pool":
+                continue
+        layers.append((n.name, n.output[0]))
+    return layers
 
 
-def localize_layer(stage_graph: Path, ref_graph: Path, x1: np.ndarray, stage: str) -> dict | None:
+def localize_layer(stage_graph: Path, ref_graph: Path, x1: np.ndarray, stage: str,
+                   ref_x: np.ndarray | None = None) -> dict | None:
     """First layer where the stage's FINN execution differs from intsim on one sample.
 
-    Layers are paired in order between the stage's graph and the graph intsim ran.
+    Layers are paired in order between the stage's graph (fed x1) and the graph intsim
+    ran (fed ref_x, default x1: the two may differ by the layout head).
     """
     from finn.core.onnx_exec import execute_onnx
 
     import sim
 
     sm, rm = ModelWrapper(str(stage_graph)), ModelWrapper(str(ref_graph))
-    ours = sim.IntSim(rm).run(x1, return_all=True)
+    ours = sim.IntSim(rm).run(x1 if ref_x is None else ref_x, return_all=True)
     finn_model = generic_hw_layers(sm) if stage == "hw_python" else sm
     iname = sm.graph.input[0].name
     theirs = execute_onnx(finn_model, {iname: x1.astype(np.float32).reshape(sm.get_tensor_shape(iname))},

@@ -11,6 +11,7 @@ import numpy as np
 from . import stages as st
 from .errors import FlowError
 from .transforms.float_tail import FloatTail
+from .transforms.layout_head import LayoutHead
 
 log = logging.getLogger(__name__)
 
@@ -39,17 +40,54 @@ def _first_mismatch(a: np.ndarray, ref: np.ndarray) -> dict | None:
     return {"sample": s, "index": i, "value": int(a[s, i]), "reference": int(ref[s, i])}
 
 
+RTLSIM_STALL = 0.3  # probability of a withheld input valid / output ready per cycle
+
+
+def _run_rtlsim(build_dir: Path, x: np.ndarray, outputs: dict, timings: dict) -> dict:
+    """Cycle-accurate Verilator simulation, free-running and with random stalls on both ends."""
+    from hw import rtlsim
+    from hw.errors import HwError
+
+    try:
+        t0 = time.perf_counter()
+        r = rtlsim(build_dir, x)
+        timings["rtlsim"] = round(time.perf_counter() - t0, 3)
+        outputs["rtlsim"] = r.outputs
+        t0 = time.perf_counter()
+        rs = rtlsim(build_dir, x, stall=RTLSIM_STALL, seed=1)
+        timings["rtlsim_stalls"] = round(time.perf_counter() - t0, 3)
+        outputs["rtlsim_stalls"] = rs.outputs
+    except HwError as exc:
+        raise FlowError(f"rtlsim: {exc}") from None
+    summary = r.summary()
+    summary["stalls"] = {"probability": RTLSIM_STALL, "cycles_per_image": rs.cycles_per_image,
+                         "total_cycles": rs.total_cycles}
+    return summary
+
+
+def load_layout_head(build_dir: Path) -> LayoutHead | None:
+    """The software head (layout ops cut off the graph input), None for builds without one."""
+    p = Path(build_dir) / "layout_head.npz"
+    return LayoutHead.load(p) if p.is_file() else None
+
+
 def localize(build_dir: Path, stage: str, reference: str, x: np.ndarray, sample: int) -> dict:
     """Name the first layer where `stage` and intsim diverge on `sample`, where they run the
-    same graph (streamlined: FINN vs intsim on the streamlined graph; hw_python: on the HW graph)."""
-    from .pipeline import find_step
+    same graph (streamlined: FINN vs intsim on the streamlined graph; hw_python: on the HW graph).
+    `x` holds the network's inputs; the HW graph is fed them through the layout head."""
+    from .pipeline import final_graph, find_step
 
-    graph = {"streamlined": "split_float_tail", "hw_python": "hw_codegen"}.get(stage)
+    graph = {"streamlined": "split_float_tail", "hw_python": "final"}.get(stage)
     if graph is None or reference != "intsim":
         return {}
     try:
-        return st.localize_layer(find_step(build_dir, graph), find_step(build_dir, "hw_codegen"),
-                                 x[sample:sample + 1], stage) or {}
+        head = load_layout_head(build_dir)
+        x1 = x[sample:sample + 1]
+        x1_hw = head.apply(x1) if head is not None else x1
+        stage_x = x1 if stage == "streamlined" else x1_hw
+        stage_graph = final_graph(build_dir) if graph == "final" else find_step(build_dir, graph)
+        return st.localize_layer(stage_graph, final_graph(build_dir),
+                                 stage_x, stage, ref_x=x1_hw) or {}
     except Exception as exc:  # localisation is a diagnosis; never hide the mismatch itself
         log.warning("could not localise the mismatch of %s: %s", stage, exc)
         return {}
@@ -61,13 +99,18 @@ def verify_build(build_dir: Path, samples: int | None = None, module=None,
 
     Returns the `verify` section of report.json (and `accuracy`).
     """
-    from .pipeline import find_step, load_build_config
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    from .pipeline import final_graph, find_step, load_build_config
 
     build_dir = Path(build_dir)
     info = load_build_config(build_dir)
     samples = samples or info["samples"]
     x, labels = verification_inputs(build_dir, info, samples)
     tail = FloatTail.load(build_dir / "float_tail.npz")
+    head = load_layout_head(build_dir)
+    # the hardware graph's inputs: the layout head (e.g. NCHW -> NHWC) applied in software
+    x_hw = head.apply(x) if head is not None else x
     wanted = stages or st.STAGES
     outputs: dict[str, np.ndarray] = {}
     timings: dict[str, float] = {}
@@ -95,7 +138,7 @@ def verify_build(build_dir: Path, samples: int | None = None, module=None,
             status("brevitas")
 
             def _brevitas():
-                ints, residuals["brevitas"] = st.stage_brevitas(module, x, tail)
+                ints, residuals["brevitas"] = st.stage_brevitas(module, x, tail, head.in_shape if head else None)
                 return ints
             timed("brevitas", _brevitas)
         else:
@@ -112,15 +155,27 @@ def verify_build(build_dir: Path, samples: int | None = None, module=None,
         timed("streamlined", lambda: st.stage_finn(find_step(build_dir, "split_float_tail"), x))
     if "hw_python" in wanted:
         status("hw_python")
-        timed("hw_python", lambda: st.stage_hw_python(find_step(build_dir, "hw_codegen"), x))
+        timed("hw_python", lambda: st.stage_hw_python(final_graph(build_dir), x_hw))
 
     if "intsim" in wanted:
         status("intsim")
-        timed("intsim", lambda: st.stage_intsim(find_step(build_dir, "hw_codegen"), x))
+        timed("intsim", lambda: st.stage_intsim(final_graph(build_dir), x_hw))
+    rtl = {}
+    if "rtlsim" in wanted and not info.get("rtlsim", True):
+        notes["rtlsim"] = "built with rtlsim disabled (no FIFOs inserted)"
+    elif "rtlsim" in wanted:
+        hls = [n.name for n in ModelWrapper(str(final_graph(build_dir))).graph.node
+               if n.op_type.endswith("_hls")]
+        if hls:
+            notes["rtlsim"] = f"layers without RTL (HLS only): {', '.join(hls)}"
+        else:
+            status("rtlsim")
+            rtl = _run_rtlsim(build_dir, x_hw, outputs, timings)
 
     out_dir = build_dir / "outputs"
     out_dir.mkdir(exist_ok=True)
     np.save(out_dir / "inputs.npy", x)
+    np.save(out_dir / "hw_inputs.npy", x_hw.reshape(len(x_hw), -1))  # what the accelerator streams
     if labels is not None:
         np.save(out_dir / "labels.npy", labels)
     for name, y in outputs.items():
@@ -156,6 +211,7 @@ def verify_build(build_dir: Path, samples: int | None = None, module=None,
             "argmax_ties": argmax_ties,
         },
         "accuracy": accuracy,
+        "rtlsim": rtl or None,
     }
 
 

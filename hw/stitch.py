@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -81,6 +80,16 @@ def _patch_fifo(text: str) -> str:
            "\t\thi: ABITS_SPLIT? (ABITS_HI0 < 1? 1 : ABITS_HI0) : 0\n"
            "\t};\n")
     return text[:m.start()] + new + text[m.end():]
+
+
+def _blank_init_file(text: str) -> str:
+    """The memstream wrapper's INIT_FILE default is an absolute path into FINN's code
+    generation folder; the top level overrides it with a path relative to the RTL
+    folder. Blank the default so the copy does not depend on where the build lives
+    (the simulator cache key is a hash of these sources)."""
+    new, n = re.subn(r'(parameter\s+INIT_FILE\s*=\s*)"[^"]*"',
+                     r'\1""  /* qnnflow: set by qnnflow_top (relative to the RTL folder) */', text, count=1)
+    return new if n else text
 
 
 PATCHES = {
@@ -152,32 +161,81 @@ class StitchedDesign:
         return h.hexdigest()
 
 
-_PORT_RE = re.compile(r"\b(input|output|inout)\b\s*(?:wire|reg|logic|var)?\s*(?:signed)?\s*"
-                      r"(\[[^\]]*\])?\s*([A-Za-z_]\w*)")
-
-
 def _strip_comments(text: str) -> str:
     text = re.sub(r"/\*.*?\*/", " ", text, flags=re.S)
-    return re.sub(r"//[^\n]*", " ", text)
+    text = re.sub(r"//[^\n]*", " ", text)
+    return re.sub(r"\(\*.*?\*\)", " ", text, flags=re.S)  # (* attributes *)
+
+
+def _balanced(text: str, i: int) -> int:
+    """Index just past the parenthesis group opening at text[i] == '('."""
+    depth = 0
+    for j in range(i, len(text)):
+        if text[j] == "(":
+            depth += 1
+        elif text[j] == ")":
+            depth -= 1
+            if depth == 0:
+                return j + 1
+    raise ValueError("unbalanced parentheses")
+
+
+def _split_top(text: str) -> list[str]:
+    """Split on commas outside (), [] and {}."""
+    items, depth, cur = [], 0, []
+    for ch in text:
+        if ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+        if ch == "," and depth == 0:
+            items.append("".join(cur))
+            cur = []
+        else:
+            cur.append(ch)
+    items.append("".join(cur))
+    return [x for x in items if x.strip()]
+
+
+def _module_header(path: Path, module: str) -> tuple[str, str]:
+    """(parameter list, port list) texts of an ANSI-style module declaration."""
+    text = _strip_comments(path.read_text())
+    m = re.search(rf"\bmodule\s+{re.escape(module)}\b\s*", text)
+    if not m:
+        raise HwError(f"module {module} not found in {path}; regenerate the layer's RTL (PrepareIP)")
+    i, params = m.end(), ""
+    try:
+        if text.startswith("#", i):
+            j = text.index("(", i)
+            k = _balanced(text, j)
+            params, i = text[j + 1:k - 1], k
+        j = text.index("(", i)
+        ports = text[j + 1:_balanced(text, j) - 1]
+    except ValueError:
+        raise HwError(f"cannot parse the header of module {module} in {path}") from None
+    return params, ports
 
 
 def module_ports(path: Path, module: str) -> dict[str, str]:
-    """Port name -> direction of `module` in a Verilog file (FINN's wrapper style)."""
-    text = _strip_comments(path.read_text())
-    m = re.search(rf"\bmodule\s+{re.escape(module)}\b(.*?)\bendmodule\b", text, re.S)
-    if not m:
-        raise HwError(f"module {module} not found in {path}; regenerate the layer's RTL (PrepareIP)")
-    body = m.group(1)
-    # the port list ends at the first ");" after the header's "(" following "#(...)"
-    end = body.find(");", body.find(")(") + 2 if ")(" in body else 0)
-    header = body[:end] if end > 0 else body
-    return {name: d for d, _w, name in _PORT_RE.findall(header)}
+    """Port name -> direction ('input'/'output'/'inout') of `module` in a Verilog file."""
+    _, ports = _module_header(path, module)
+    out, direction = {}, None
+    for item in _split_top(ports):
+        m = re.match(r"\s*(input|output|inout)\b(.*)", item, re.S)
+        rest = item
+        if m:
+            direction, rest = m.group(1), m.group(2)
+        names = re.findall(r"[A-Za-z_]\w*", re.sub(r"\[[^\]]*\]", " ", rest))
+        if direction is None or not names:
+            raise HwError(f"cannot parse port {item.strip()!r} of module {module} in {path}")
+        out[names[-1]] = direction
+    return out
 
 
 def _module_params(path: Path, module: str) -> set[str]:
-    text = _strip_comments(path.read_text())
-    m = re.search(rf"\bmodule\s+{re.escape(module)}\b(.*?)\bendmodule\b", text, re.S)
-    return set(re.findall(r"\bparameter\s+(?:\w+\s+)?([A-Za-z_]\w*)\s*=", m.group(1))) if m else set()
+    params, _ = _module_header(path, module)
+    return {re.findall(r"[A-Za-z_]\w*", item.split("=")[0])[-1]
+            for item in _split_top(params) if "=" in item}
 
 
 class _Sources:
@@ -228,6 +286,8 @@ class _Sources:
                               "hw.stitch copies sources into one folder and cannot hold both")
             return name
         text = src.read_text()
+        if name.endswith("_memstream_wrapper.v"):
+            text = _blank_init_file(text)
         if name in PATCHES:
             text = PATCHES[name](text)
             self.patched.append(name)
@@ -250,7 +310,7 @@ def _write_if_changed(path: Path, text: str | bytes) -> None:
 def _attr(inst, name, default=None):
     try:
         return inst.get_nodeattr(name)
-    except (AttributeError, KeyError, Exception):  # qonnx raises AttributeError for unknown attrs
+    except Exception:  # noqa: BLE001 - qonnx raises AttributeError for attributes an op lacks
         return default
 
 
@@ -269,8 +329,12 @@ def load_model(model):
     return model
 
 
-def stitch(model, rtl_dir: Path) -> StitchedDesign:
-    """Write `qnnflow_top` for a FINN HW graph (ModelWrapper or ONNX path) into rtl_dir."""
+def stitch(model, rtl_dir: Path, *, codegen_fallback: Path | None = None) -> StitchedDesign:
+    """Write `qnnflow_top` for a FINN HW graph (ModelWrapper or ONNX path) into rtl_dir.
+
+    codegen_fallback: where to look for a node's code generation folder (by its name)
+    when the absolute path stored in the graph is gone, e.g. a build folder moved or
+    copied after it was written."""
     from qonnx.custom_op.registry import getCustomOp
 
     model = load_model(model)
@@ -331,9 +395,13 @@ def stitch(model, rtl_dir: Path) -> StitchedDesign:
     for i, (n, inst) in enumerate(zip(order, insts)):
         fam = _op_family(n.op_type)
         top_mod = _attr(inst, "gen_top_module") or n.name
-        cgd = Path(_attr(inst, "code_gen_dir_ipgen") or "")
-        if not str(cgd) or not cgd.is_dir():
-            raise HwError(f"{n.name} has no generated RTL (code_gen_dir_ipgen {str(cgd) or 'unset'}); "
+        cgd_attr = str(_attr(inst, "code_gen_dir_ipgen") or "")
+        cgd = Path(cgd_attr)
+        if cgd_attr and not cgd.is_dir() and codegen_fallback is not None \
+                and (Path(codegen_fallback) / cgd.name).is_dir():
+            cgd = Path(codegen_fallback) / cgd.name
+        if not cgd_attr or not cgd.is_dir():
+            raise HwError(f"{n.name} has no generated RTL (code_gen_dir_ipgen {cgd_attr or 'unset'}); "
                           "run FINN's PrepareIP (flow steps hw_codegen / insert_fifos)")
         try:
             estimated[n.name] = int(inst.get_exp_cycles())
@@ -349,9 +417,9 @@ def stitch(model, rtl_dir: Path) -> StitchedDesign:
             raise HwError(f"cannot list the RTL files of {n.name} ({n.op_type}): {exc}") from None
         node_files = [srcs.resolve(str(x), cgd, hints) for x in names]
         decoupled = fam in ("MVAU", "VVAU") and _attr(inst, "mem_mode") == "internal_decoupled"
-        if fam in ("MVAU", "VVAU") and _attr(inst, "mem_mode") not in ("internal_decoupled", "internal_embedded"):
-            raise HwError(f"{n.name} streams its weights from outside (mem_mode={_attr(inst, 'mem_mode')}); "
-                          "hw.stitch needs mem_mode internal_decoupled")
+        if fam in ("MVAU", "VVAU") and not decoupled:
+            raise HwError(f"{n.name} has mem_mode={_attr(inst, 'mem_mode')}; hw.stitch streams RTL weights "
+                          "from FINN's memstream: set mem_mode internal_decoupled")
         if decoupled:
             wrapper = cgd / f"{top_mod}_memstream_wrapper.v"
             if not wrapper.is_file():

@@ -24,7 +24,7 @@ from qonnx.util.cleanup import cleanup_model
 
 from ..config import BuildConfig
 from ..errors import FlowError
-from ..transforms import RemoveIdentityThresholds, RoundThresholdsHalfEven, split_float_tail
+from ..transforms import RemoveIdentityThresholds, RoundThresholdsHalfEven, split_float_tail, split_layout_head
 
 log = logging.getLogger(__name__)
 
@@ -235,6 +235,15 @@ def step_split_float_tail(model: ModelWrapper, cfg: BuildConfig) -> ModelWrapper
                         f"{prod.name if prod else 'input'} is {model.get_tensor_datatype(out).name}); "
                         "the last quantized layer must be followed only by a float scale/bias")
     return model
+
+
+def step_split_layout_head(model: ModelWrapper, cfg: BuildConfig) -> ModelWrapper:
+    """Ours: keep the data-movement ops on the graph input (conv lowering's NCHW -> NHWC
+    Transpose) in software; the accelerator's input is their output (layout_head.npz)."""
+    model, head = split_layout_head(model)
+    head.save(cfg.path("layout_head.npz"))
+    cfg.extra["layout_head"] = head.describe()
+    return model.transform(RemoveUnusedTensors())
 
 
 def integer_input_check(x: np.ndarray, dtype_name: str, what: str) -> np.ndarray:

@@ -138,6 +138,12 @@ def step_size_fifos(model: ModelWrapper, cfg: BuildConfig) -> ModelWrapper:
     fifos = _internal_fifos(model)
     if not fifos:
         return model
+    hls = [n.name for n in model.graph.node if n.op_type.endswith("_hls")]
+    if hls:  # e.g. Pool (MaxPool) is HLS-only in FINN: no Verilator simulation to size with
+        reason = f"layers without RTL (HLS only): {', '.join(hls)}; FIFOs kept at minimal depth"
+        log.warning("FIFO sizing skipped: %s", reason)
+        cfg.extra["fifo_sizing"] = {"skipped": reason}
+        return model
     est = cfg.extra.get("estimates")
     if est is None and cfg.path("estimates.json").is_file():
         est = json.loads(cfg.path("estimates.json").read_text())

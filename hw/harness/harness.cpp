@@ -10,7 +10,7 @@
 // Usage: Vqnnflow_top in=FILE out=FILE stats=FILE n_in=WORDS n_out=WORDS
 //          in_bytes=B out_bytes=B out_per_image=WORDS [stall_in=P] [stall_out=P]
 //          [seed=S] [max_cycles=C] [idle_limit=C] [reset_cycles=C]
-//          [trace=FILE.fst] [half_period_ps=T]
+//          [trace=FILE.fst|FILE.vcd, as compiled] [half_period_ps=T]
 // Exit status: 0 all outputs received, 3 deadlock / cycle limit, 2 usage or I/O error.
 // The stats file (JSON) is written in every case where the simulation started.
 
@@ -29,8 +29,12 @@
 
 #include "Vqnnflow_top.h"
 #include "verilated.h"
-#if VM_TRACE
+#if VM_TRACE_FST
 #include "verilated_fst_c.h"
+using TraceFile = VerilatedFstC;
+#elif VM_TRACE_VCD
+#include "verilated_vcd_c.h"
+using TraceFile = VerilatedVcdC;
 #endif
 
 // ---- width-generic port access (Verilator maps ports to C/S/I/QData or VlWide) ----
@@ -126,15 +130,15 @@ int main(int argc, char** argv) {
     ctx->traceEverOn(trace);
 #else
     if (trace) {
-        std::fprintf(stderr, "harness: built without --trace-fst; rebuild with tracing to write a waveform\n");
+        std::fprintf(stderr, "harness: built without tracing; rebuild with --trace-fst or --trace to write a waveform\n");
         return 2;
     }
 #endif
     auto top = std::make_unique<Vqnnflow_top>(ctx.get(), "top");
 #if VM_TRACE
-    std::unique_ptr<VerilatedFstC> tfp;
+    std::unique_ptr<TraceFile> tfp;
     if (trace) {
-        tfp = std::make_unique<VerilatedFstC>();
+        tfp = std::make_unique<TraceFile>();
         top->trace(tfp.get(), 99);
         tfp->open(a["trace"].c_str());
     }
@@ -160,9 +164,13 @@ int main(int argc, char** argv) {
     top->ap_rst_n = 1;
 
     std::mt19937_64 rng(seed);
-    const uint64_t thr_in = static_cast<uint64_t>(p_in * 18446744073709551615.0);
-    const uint64_t thr_out = static_cast<uint64_t>(p_out * 18446744073709551615.0);
+    // stall when a 64-bit draw falls below p * 2^64 (p >= 1: always)
+    auto threshold = [](double p) {
+        return p >= 1.0 ? UINT64_MAX : static_cast<uint64_t>(p * 18446744073709551616.0);
+    };
+    const uint64_t thr_in = threshold(p_in), thr_out = threshold(p_out);
     const bool stall_in = p_in > 0.0, stall_out = p_out > 0.0;
+    const bool never_in = p_in >= 1.0, never_out = p_out >= 1.0;
 
     uint64_t cycle = 0, in_idx = 0, out_idx = 0, last_activity = 0;
     uint64_t first_in = UINT64_MAX, last_in = UINT64_MAX, first_out = UINT64_MAX;
@@ -178,7 +186,7 @@ int main(int argc, char** argv) {
         if (cycle - last_activity > idle_limit) { status = "deadlock"; break; }
         // input side: AXI-stream source; once TVALID is up it stays up until accepted
         if (!holding && in_idx < n_in) {
-            if (stall_in && rng() < thr_in) {
+            if (never_in || (stall_in && rng() < thr_in)) {
                 ++in_stall_cycles;
             } else {
                 holding = true;
@@ -187,7 +195,7 @@ int main(int argc, char** argv) {
         }
         top->s_axis_tvalid = holding;
         // output side: TREADY may drop at any cycle
-        const bool ready = !(stall_out && rng() < thr_out);
+        const bool ready = !(never_out || (stall_out && rng() < thr_out));
         if (!ready) ++out_stall_cycles;
         top->m_axis_tready = ready;
 

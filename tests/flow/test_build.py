@@ -14,7 +14,7 @@ from flow.pipeline import STEPS, find_step, run_build
 from flow.config import BuildConfig
 from flow.errors import FlowError
 
-CORE_STAGES = ("brevitas", "qonnx", "streamlined", "hw_python", "intsim")
+CORE_STAGES = ("brevitas", "qonnx", "streamlined", "hw_python", "intsim", "rtlsim", "rtlsim_stalls")
 
 
 def qnnflow(*args, cwd=None):
@@ -36,8 +36,14 @@ def test_demo_report_contract(demo_build):
     assert r["estimates"]["max_cycles"] > 0
     assert (demo_build / "report.txt").read_text().count("intsim") >= 1
     # the accelerator starts at the integer pixels: no identity thresholding layer
-    ops = [layer["op_type"] for layer in r["layers"]]
+    ops = [layer["op_type"] for layer in r["layers"] if not layer["op_type"].startswith("Streaming")]
     assert ops[0].startswith("MVAU") and all(op.endswith("_rtl") for op in ops)
+    rs = r["rtlsim"]
+    for key in ("latency_cycles", "cycles_per_image", "fps", "clock_mhz", "sim_cycles_per_s"):
+        assert rs[key] > 0, key
+    assert rs["clock_mhz"] == 100.0
+    assert abs(rs["cycles_per_image"] / r["estimates"]["max_cycles"] - 1) <= 0.15
+    assert r["fifo_depths"]
 
 
 def test_outputs_are_integers_and_argmax_matches_labels(demo_build):
@@ -119,7 +125,8 @@ def test_onnx_build_with_inputs(demo_build, tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     rep = json.loads((tmp_path / "b" / "report.json").read_text())
     assert rep["verify"]["samples"] == 50
-    assert set(rep["verify"]["mismatches"]) == {"qonnx", "streamlined", "hw_python", "intsim"}
+    assert set(rep["verify"]["mismatches"]) == {"qonnx", "streamlined", "hw_python", "intsim", "rtlsim",
+                                                "rtlsim_stalls"}
     assert all(v == 0 for v in rep["verify"]["mismatches"].values())
     ours = np.load(tmp_path / "b" / "outputs" / "intsim.npy")
     assert np.array_equal(ours, np.load(demo_build / "outputs" / "intsim.npy")[:50])

@@ -58,7 +58,7 @@ def test_tie_inputs_are_exact_ties():
 @pytest.mark.parametrize("exact", [True, False])
 def test_ties_follow_brevitas(tmp_path, tie_inputs, exact):
     rep = flow.build(TieNet().eval(), tmp_path / "b", input_shape=(16,), input_npy=tie_inputs,
-                     exact_rounding=exact, samples=16, target_fps=None)
+                     exact_rounding=exact, samples=16, target_fps=None, rtlsim=False)
     mm = rep["verify"]["mismatches"]
     if exact:
         assert all(v == 0 for v in mm.values()), mm
@@ -75,4 +75,5 @@ def test_bnn_pynq_tfc_full_mnist_test_set(tmp_path):
     net, _ = model_with_cfg("tfc_2w2a", pretrained=False)
     rep = flow.build(net.eval(), tmp_path / "b", input_shape=(784,), samples=10000)
     assert rep["verify"]["samples"] == 10000
-    assert rep["verify"]["mismatches"] == {s: 0 for s in ("brevitas", "qonnx", "streamlined", "hw_python", "intsim")}
+    assert rep["verify"]["mismatches"] == {s: 0 for s in ("brevitas", "qonnx", "streamlined", "hw_python", "intsim",
+                                                          "rtlsim", "rtlsim_stalls")}

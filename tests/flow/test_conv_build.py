@@ -1,0 +1,148 @@
+"""Convolutional networks through the whole flow, bit-exact in every stage.
+
+LeNet-5 (w2a2, seeded random weights, BatchNorm/activation scales calibrated on MNIST so
+that activations are not degenerate) on 100 MNIST test images; and a small 3-channel
+conv net whose NCHW -> NHWC layout head is a real permutation (with one channel it is
+the identity in memory order, which would hide a head applied wrongly or not at all).
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from brevitas import nn as qnn
+
+import flow
+from flow.pipeline import STEPS, find_step
+from flow.transforms.layout_head import LayoutHead
+from models import get_preset, load_mnist
+from models.cnn import build_cnn, calibrate
+
+CORE_STAGES = ("brevitas", "qonnx", "streamlined", "hw_python", "intsim")
+
+
+def assert_bit_exact(report: dict, samples: int) -> None:
+    v = report["verify"]
+    assert v["samples"] == samples and v["reference"] == "intsim"
+    for stage in CORE_STAGES:
+        assert stage in v["stages"], stage
+        assert v["mismatches"][stage] == 0, (stage, v["first_mismatch"].get(stage))
+
+
+@pytest.fixture(scope="module")
+def lenet_build(tmp_path_factory):
+    torch.manual_seed(0)
+    module = build_cnn("lenet5", get_preset("w2a2"))
+    calib = load_mnist("train").pixels[:256].astype(np.float32) / 256
+    calibrate(module, torch.from_numpy(calib).reshape(-1, 1, 28, 28))
+    out = tmp_path_factory.mktemp("lenet") / "build"
+    report = flow.build(module, out, input_shape=(1, 28, 28), samples=100)
+    return out, report
+
+
+def test_lenet5_bit_exact_in_every_stage(lenet_build):
+    out, report = lenet_build
+    assert_bit_exact(report, 100)
+    y = np.load(out / "outputs" / "intsim.npy")
+    assert y.shape == (100, 10) and len(np.unique(y)) > 5  # not a dead network
+    assert report["verify"]["argmax_ties"] < 50
+    assert json.loads((out / "report.json").read_text())["verify"]["mismatches"] == report["verify"]["mismatches"]
+
+
+def test_lenet5_hardware_layers(lenet_build):
+    out, report = lenet_build
+    ops = [layer["op_type"] for layer in report["layers"]]
+    compute = [op for op in ops if not op.startswith(("StreamingFIFO", "StreamingDataWidthConverter"))]
+    assert compute == [
+        "FMPadding_rtl", "ConvolutionInputGenerator_rtl", "MVAU_rtl", "Thresholding_rtl",  # conv 5x5, pad 2
+        "ConvolutionInputGenerator_rtl", "Pool_hls",                                      # maxpool 2
+        "ConvolutionInputGenerator_rtl", "MVAU_rtl", "Thresholding_rtl",                  # conv 5x5
+        "ConvolutionInputGenerator_rtl", "Pool_hls",                                      # maxpool 2
+        "MVAU_rtl", "Thresholding_rtl", "MVAU_rtl", "Thresholding_rtl", "MVAU_rtl",       # FC 120, 84, 10
+    ]
+    # MaxPool has no RTL implementation in FINN: the only HLS layers, named in the report
+    assert report["hls_layers"] == ["Pool_hls_0", "Pool_hls_1"]
+    assert "rtlsim" in report["verify"]["skipped"]
+
+
+def test_lenet5_layout_head_in_software(lenet_build):
+    out, _ = lenet_build
+    head = LayoutHead.load(out / "layout_head.npz")
+    assert head.ops == ("Transpose",) and head.in_shape == (1, 28, 28) and head.out_shape == (28, 28, 1)
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    hw = ModelWrapper(str(find_step(out, "split_layout_head")))
+    assert hw.graph.node[0].op_type == "Im2Col"
+    assert hw.get_tensor_shape(hw.graph.input[0].name) == [1, 28, 28, 1]
+    x, xh = np.load(out / "outputs" / "inputs.npy"), np.load(out / "outputs" / "hw_inputs.npy")
+    assert np.array_equal(xh, head.apply(x).reshape(len(x), -1))
+
+
+class TinyRGBNet(torch.nn.Module):
+    """3x8x8 input: conv3x3(4, stride 2, pad 1) -> BN -> act -> FC 5: all RTL, so rtlsim runs too."""
+
+    def __init__(self):
+        super().__init__()
+        p = get_preset("w4a4")
+        self.inp = qnn.QuantIdentity(act_quant=p.input_quant(), return_quant_tensor=True)
+        self.conv = qnn.QuantConv2d(3, 4, 3, stride=2, padding=1, bias=False, weight_quant=p.weight_quant(True))
+        self.bn = torch.nn.BatchNorm2d(4)
+        self.act = qnn.QuantReLU(act_quant=p.act_quant(), return_quant_tensor=True)
+        self.fc = qnn.QuantLinear(4 * 4 * 4, 5, bias=False, weight_quant=p.weight_quant(False),
+                                  return_quant_tensor=True)
+
+    def forward(self, x):
+        y = self.fc(self.act(self.bn(self.conv(self.inp(x)))).flatten(1))
+        return y.value if hasattr(y, "value") else y
+
+
+def test_multichannel_input_layout_head(tmp_path):
+    """With 3 input channels NCHW -> NHWC moves values: the HW stages (rtlsim included)
+    get head(x)."""
+    torch.manual_seed(1)
+    module = TinyRGBNet()
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, size=(30, 3, 8, 8))
+    calibrate(module, torch.from_numpy(x.astype(np.float32) / 256))
+    np.save(tmp_path / "x.npy", x.reshape(len(x), -1))
+    out = tmp_path / "b"
+    report = flow.build(module, out, input_shape=(3, 8, 8), samples=30, input_npy=tmp_path / "x.npy")
+    assert_bit_exact(report, 30)
+    assert report["hls_layers"] == []
+    for stage in ("rtlsim", "rtlsim_stalls"):  # Verilator, where the flow runs it
+        assert report["verify"]["mismatches"].get(stage, 0) == 0, stage
+    head = LayoutHead.load(out / "layout_head.npz")
+    assert head.ops == ("Transpose",) and not head.is_identity
+    assert np.array_equal(head.apply(x), x.transpose(0, 2, 3, 1))
+    assert len(np.unique(np.load(out / "outputs" / "intsim.npy"))) > 3
+    # fed without the head, the hardware graph computes something else: the head matters
+    import sim
+
+    hw = find_step(out, STEPS[-1][0])  # the final HW graph, as intsim ran it
+    assert not np.array_equal(sim.run(hw, x.reshape(len(x), -1)), np.load(out / "outputs" / "intsim.npy"))
+
+
+def test_conv_mismatch_localised(lenet_build, tmp_path):
+    """Corrupt the second conv's thresholds in the final HW graph (which hw_python and intsim
+    both run): the streamlined stage now differs from intsim, and the first diverging layer is
+    found across FINN's splits (Im2Col vs FMPadding + SWG, MaxPoolNHWC vs SWG + Pool)."""
+    import shutil
+
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    from flow.verify import verify_build
+
+    out = tmp_path / "b"
+    shutil.copytree(lenet_build[0], out)
+    path = find_step(out, STEPS[-1][0])
+    m = ModelWrapper(str(path))
+    thr = [n for n in m.graph.node if n.op_type.startswith("Thresholding")][1]
+    t = m.get_initializer(thr.input[1])
+    m.set_initializer(thr.input[1], t - 8)  # every output of this layer moves up
+    m.save(str(path))
+    r = verify_build(out, 20, stages=("streamlined", "hw_python", "intsim"))["verify"]
+    assert r["mismatches"]["hw_python"] == 0 and r["mismatches"]["streamlined"] > 0
+    first = r["first_mismatch"]["streamlined"]
+    assert first["layer"] == "MultiThreshold_2" and first["intsim_layer"] == thr.name, first
