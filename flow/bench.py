@@ -31,17 +31,16 @@ def run_bench(out: Path, model: str = "tfc-w2a2", rounds: int = 5, finn_images: 
     from models import load_mnist
 
     from .config import BuildConfig
-    from .pipeline import find_step, run_build
+    from .pipeline import final_graph, find_step, run_build
     from .steps.frontend import InputScale
     from .stages import run_batched
 
     out = Path(out)
     build = out / "build"
-    if not (build / "report.json").is_file():
-        run_build(BuildConfig(out=build, model=model, samples=100, force=True))
+    run_build(BuildConfig(out=build, model=model, samples=100, force=True))  # fresh: steps change
     info = json.loads((build / "build.json").read_text())
     x = load_mnist("test").pixels  # all 10,000 test images, UINT8 as the accelerator streams them
-    hw_graph = find_step(build, "hw_codegen")
+    hw_graph = final_graph(build)
     batches = [x[i:i + BATCH] for i in range(0, len(x), BATCH)]
 
     fast, strict = sim.IntSim(hw_graph, "fast"), sim.IntSim(hw_graph, "strict")
@@ -76,6 +75,12 @@ def run_bench(out: Path, model: str = "tfc-w2a2", rounds: int = 5, finn_images: 
     for _ in range(max(1, rounds // 2)):
         rates["finn_python"].append(_rate(lambda: run_batched(streamlined, xs, BATCH, execute_onnx), len(xs), 1))
     med = {k: statistics.median(v) for k, v in rates.items()}
+
+    # cycle-accurate simulation of the stitched RTL (Verilator), all test images, cached build
+    from hw import rtlsim
+
+    rtl = rtlsim(build, x)
+    assert np.array_equal(rtl.outputs, ref), "rtlsim != intsim"
     ort_rate = med["onnxruntime"]
     result = {
         "model": model, "images": int(len(x)), "batch": BATCH, "rounds": rounds,
@@ -92,6 +97,10 @@ def run_bench(out: Path, model: str = "tfc-w2a2", rounds: int = 5, finn_images: 
         "targets": {"intsim_vs_onnxruntime": 1.5, "intsim_strict_vs_onnxruntime": 0.25,
                     "intsim_vs_finn_python": 100.0},
         "fast_mode_gemm": [p.gemm for p in fast.nodes],
+        "rtlsim_cycles_per_s": rtl.sim_cycles_per_s,
+        "rtlsim_images_per_s": len(x) / rtl.wall_s,
+        "rtlsim_cycles_per_image": rtl.cycles_per_image,
+        "rtlsim_target_cycles_per_s": 5e6,
     }
     out.mkdir(parents=True, exist_ok=True)
     (out / "bench.json").write_text(json.dumps(result, indent=2))
@@ -108,11 +117,15 @@ def bench_table(r: dict):
     t.add_column("/ onnxruntime", justify="right")
     t.add_column("/ FINN python", justify="right")
     ort, finn = r["onnxruntime_images_per_s"], r["finn_python_images_per_s"]
-    for name, key in (("intsim fast (exact float GEMM where proven)", "intsim_images_per_s"),
+    for name, key in (("intsim fast (int8 or float GEMM, proven exact)", "intsim_images_per_s"),
                       ("intsim strict (int64)", "intsim_strict_images_per_s"),
                       ("onnxruntime QCDQ, 2 threads", "onnxruntime_images_per_s"),
                       ("FINN python execution (streamlined)", "finn_python_images_per_s")):
         v = r[key]
         t.add_row(name, f"{v:,.0f}", f"{v / ort:.2f}x", f"{v / finn:.0f}x")
-    t.caption = "targets: fast >= 1.5x onnxruntime, strict >= 0.25x onnxruntime, fast >= 100x FINN python"
+    t.add_row("rtlsim (Verilator, stitched RTL)", f"{r['rtlsim_images_per_s']:,.0f}",
+              f"{r['rtlsim_images_per_s'] / ort:.4f}x", f"{r['rtlsim_images_per_s'] / finn:.2f}x")
+    t.caption = (f"rtlsim: {r['rtlsim_cycles_per_s'] / 1e6:.2f} M simulated cycles/s (target 5 M), "
+                 f"{r['rtlsim_cycles_per_image']:.0f} cycles/image\n"
+                 "targets: fast >= 1.5x onnxruntime, strict >= 0.25x onnxruntime, fast >= 100x FINN python")
     return t

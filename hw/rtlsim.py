@@ -413,7 +413,7 @@ def rtlsim(build_dir, inputs=None, stall: float | tuple[float, float] = 0.0, tra
     wave.vcd where the lz4 headers FST needs are missing) or a .fst/.vcd path.
     model: another HW-graph ONNX file to simulate instead of the last step.
     """
-    build_dir = Path(build_dir)
+    build_dir = Path(build_dir).resolve()  # the simulator runs with cwd = <build>/rtl
     if not build_dir.is_dir():
         raise HwError(f"build folder {build_dir} does not exist; run `qnnflow build` first")
     if inputs is None:
