@@ -76,13 +76,15 @@ def _cmd_rtlsim(a) -> int:
     from hw import rtlsim
     from hw.errors import HwError
 
-    build = Path(a.build_dir)
-    x = None
-    if a.samples:
-        from .pipeline import load_build_config
-        from .verify import verification_inputs
+    from .pipeline import load_build_config
+    from .verify import load_layout_head, verification_inputs
 
-        x, _ = verification_inputs(build, load_build_config(build), a.samples)
+    build = Path(a.build_dir)
+    info = load_build_config(build)
+    x, _ = verification_inputs(build, info, a.samples or info["samples"])
+    head = load_layout_head(build)
+    if head is not None:
+        x = head.apply(x)  # the accelerator's own input layout (e.g. NHWC)
     try:
         r = rtlsim(build, x, stall=a.stall, trace=a.trace, seed=a.seed)
     except HwError as exc:
@@ -104,6 +106,77 @@ def _cmd_rtlsim(a) -> int:
     (build / "rtlsim").mkdir(exist_ok=True)
     (build / "rtlsim" / "last_run.json").write_text(json.dumps({**s, "mismatches": mismatches}, indent=2))
     return 1 if mismatches else 0
+
+
+def _cmd_synth(a) -> int:
+    import json
+
+    from rich.table import Table
+
+    from hw.errors import HwError
+    from hw.synth import synth_counts, synth_table
+
+    build = Path(a.build_dir)
+    try:
+        result = synth_counts(build, per_layer=not a.top_only, top=True, jobs=a.jobs)
+    except HwError as exc:
+        raise FlowError(str(exc)) from None
+    rows = synth_table(result, build / "estimates.json")
+    t = Table(title=f"Yosys synth_xilinx -family xc7 vs FINN's estimates: {build}")
+    cols = ["layer", "status", "yosys_LUT", "yosys_LUTRAM", "yosys_FF", "yosys_DSP", "yosys_BRAM18",
+            "finn_LUT", "finn_DSP", "finn_BRAM18"]
+    for c in cols:
+        t.add_column(c.replace("_", " "), justify="left" if c in ("layer", "status") else "right")
+    for r in rows:
+        t.add_row(*["-" if r[c] is None else str(r[c]) for c in cols])
+    t.caption = "Yosys/ABC cell counts (no placement); FINN has no estimate for FIFOs and width converters"
+    Console().print(t)
+    rp = build / "report.json"
+    if rp.is_file():
+        report = json.loads(rp.read_text())
+        report["synth"] = {"rows": rows, "unreadable": result.get("unreadable"), "seconds": result.get("seconds")}
+        rp.write_text(json.dumps(report, indent=2, default=float))
+    return 0
+
+
+def _cmd_zoo(a) -> int:
+    import json
+
+    from rich.table import Table
+
+    from models.zoo import list_shipped
+
+    rows = list_shipped()
+    if a.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    t = Table(title="qnnflow zoo: shipped checkpoints (MNIST test top-1, float forward in PyTorch)")
+    for col in ("name", "accuracy %", "epochs", "train s", "command"):
+        t.add_column(col)
+    for r in rows:
+        t.add_row(r["name"] + ("" if r["buildable"] else " (reference)"), f"{r['accuracy']:.2f}",
+                  str(r["epochs"]), f"{r['train_seconds']:.0f}" if r["train_seconds"] else "-", r["command"] or "-")
+    Console().print(t)
+    return 0
+
+
+def _cmd_eval(a) -> int:
+    from models import ModelError, load_checkpoint, load_mnist, parse_name, shipped_checkpoint
+    from models.train import evaluate
+
+    try:
+        path = Path(a.model) if Path(a.model).suffix == ".pt" or Path(a.model).is_file() else None
+        if path is None:
+            parse_name(a.model)
+            path = shipped_checkpoint(a.model)
+        module, meta = load_checkpoint(path)
+        split = load_mnist(a.split)
+    except ModelError as exc:
+        raise FlowError(str(exc)) from None
+    acc = evaluate(module, split.x, split.y)
+    Console().print(f"{meta.get('name', path.stem)}: MNIST {a.split} top-1 {acc:.2f} % ({len(split.y)} images; "
+                    f"checkpoint {path})")
+    return 0
 
 
 def _cmd_bench(a) -> int:
@@ -158,6 +231,21 @@ def make_parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--trace", action="store_true", help="write a waveform to BUILD/rtlsim/wave.{fst,vcd}")
     r.set_defaults(func=_cmd_rtlsim)
+
+    sy = sub.add_parser("synth", help="open synthesis (Yosys, 7-series) cell counts per layer and design")
+    sy.add_argument("build_dir")
+    sy.add_argument("--jobs", type=int, default=2, help="parallel Yosys runs (default 2)")
+    sy.add_argument("--top-only", action="store_true", help="only the whole stitched design")
+    sy.set_defaults(func=_cmd_synth)
+
+    z = sub.add_parser("zoo", help="list the shipped models with their accuracy and provenance")
+    z.add_argument("--json", action="store_true", help="a JSON list of {name, arch, preset, accuracy, ...}")
+    z.set_defaults(func=_cmd_zoo)
+
+    e = sub.add_parser("eval", help="MNIST accuracy of a zoo model or a checkpoint file")
+    e.add_argument("model", help="a zoo name (its shipped checkpoint) or a checkpoint path")
+    e.add_argument("--split", default="test", choices=("train", "val", "test"))
+    e.set_defaults(func=_cmd_eval)
 
     be = sub.add_parser("bench", help="throughput of intsim vs onnxruntime and FINN python execution")
     be.add_argument("--out", default="build/bench")

@@ -43,7 +43,9 @@ def summary_table(report: dict) -> Table:
     t.add_column("seconds", justify="right")
     for s in v.get("stages", []):
         mm = v["mismatches"][s]
-        t.add_row(s, f"{mm} / {v['samples']}" + (" (reference)" if s == v.get("reference") else ""),
+        ex = (v.get("explained") or {}).get(s)
+        note = f" ({ex['float_ties']} float ties)" if ex and ex.get("float_ties") else ""
+        t.add_row(s, f"{mm} / {v['samples']}" + note + (" (reference)" if s == v.get("reference") else ""),
                   f"{report['accuracy'].get(s, float('nan')):.2f}" if s in report["accuracy"] else "-",
                   f"{v.get('timings_s', {}).get(s, 0):.2f}")
     for s, why in v.get("skipped", {}).items():

@@ -217,6 +217,26 @@ def generic_hw_layers(model: ModelWrapper) -> ModelWrapper:
             if node.op_type.endswith(suffix):
                 node.op_type = node.op_type[: -len(suffix)]
                 node.domain = "finn.custom_op.fpgadataflow"
+    return _vvau_after_swg(m)
+
+
+def _vvau_after_swg(m: ModelWrapper) -> ModelWrapper:
+    """FINN's python VVAU reads its input in the depthwise window's (kh, kw, c) order only when
+    its producer *is* a ConvolutionInputGenerator; behind a FIFO or width converter (identity
+    in python) it assumes a PE-interleaved order and computes something else (seen: every
+    sample wrong on a depthwise conv). Feed such a VVAU from its window generator directly."""
+    for node in list(m.graph.node):
+        if node.op_type != "VVAU":
+            continue
+        chain, prod = [], m.find_producer(node.input[0])
+        while prod is not None and prod.op_type in PASS_THROUGH_OPS \
+                and len(m.find_consumers(prod.output[0]) or []) == 1:
+            chain.append(prod)
+            prod = m.find_producer(prod.input[0])
+        if chain and prod is not None and prod.op_type == "ConvolutionInputGenerator":
+            node.input[0] = prod.output[0]
+            for n in chain:
+                m.graph.node.remove(n)
     return m
 
 

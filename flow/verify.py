@@ -183,16 +183,30 @@ def verify_build(build_dir: Path, samples: int | None = None, module=None,
 
     reference = next((s for s in ("intsim", "streamlined") if s in outputs), None)
     ref = outputs[reference]
-    mismatches, first = {}, {}
+    mismatches, first, explained = {}, {}, {}
     for name, y in outputs.items():
         if y.shape != ref.shape:
             raise FlowError(f"stage {name} output shape {y.shape} differs from {reference} {ref.shape}")
         bad = np.any(y != ref, axis=1)
         mismatches[name] = int(bad.sum())
+        if name == "brevitas" and bad.any() and module is not None:
+            from .float_ties import explain_mismatches
+
+            xb = x.reshape((len(x),) + tuple(head.in_shape)) if head is not None else x
+            explained["brevitas"] = explain_mismatches(module, xb, np.flatnonzero(bad))
+        if name == "qonnx" and bad.any() and "brevitas" in explained:
+            # the QONNX execution is float32 too: the same samples are the same float ties
+            tie_set = set(explained["brevitas"]["tie_samples"])
+            idx = np.flatnonzero(bad)
+            n_ties = int(sum(int(i) in tie_set for i in idx))
+            explained["qonnx"] = {"float_ties": n_ties, "unexplained": int(len(idx) - n_ties)}
         fm = _first_mismatch(y, ref)
         if fm:
             fm.update(localize(build_dir, name, reference, x, fm["sample"]))
             first[name] = fm
+    for e in explained.values():
+        if "tie_samples" in e:
+            e["tie_samples"] = e["tie_samples"][:20]  # the first few, for a look in the report
     accuracy = {}
     top = np.sort(ref, axis=1)
     argmax_ties = int(np.sum(top[:, -1] == top[:, -2])) if ref.shape[1] > 1 else 0
@@ -206,6 +220,9 @@ def verify_build(build_dir: Path, samples: int | None = None, module=None,
             "samples": int(samples), "reference": reference, "stages": list(outputs),
             "mismatches": mismatches, "first_mismatch": first, "float_residual": residuals,
             "skipped": notes, "timings_s": timings,
+            # Brevitas mismatches at pre-activations exactly on a decision boundary, where
+            # PyTorch's float32 rounding decides and the accelerator computes exactly
+            "explained": explained,
             # samples whose largest integer logit is shared: argmax takes the first index,
             # while PyTorch's float logits break such ties by rounding noise
             "argmax_ties": argmax_ties,

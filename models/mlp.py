@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import torch
-from torch import nn
 from brevitas import nn as qnn
+from torch import nn
 
 from .quant import Preset
 
@@ -11,40 +11,43 @@ MLP_WIDTHS = {"tfc": 64, "sfc": 256, "lfc": 1024}
 
 
 class QuantMLP(nn.Module):
-    """input quantizer -> [QuantLinear -> BatchNorm -> QuantReLU] x depth -> QuantLinear.
+    """input quantizer -> [QuantLinear -> BatchNorm -> activation] x depth -> QuantLinear.
 
-    Hidden layers have no bias (BatchNorm folds into FINN's thresholds); the last layer
-    has a per-tensor weight scale and no bias, so its output is one integer accumulator
-    times one scale: the integers are what the accelerator produces, the scale is the
-    float tail kept in software, and argmax over the integers equals argmax over logits.
+    `presets` holds one preset per weight layer (hidden layers, then the classifier); the
+    input quantizer and the hidden activations follow each layer's preset. Hidden layers
+    have no bias (BatchNorm folds into FINN's thresholds); the classifier has a per-tensor
+    weight scale and no bias, so its output is one integer accumulator times one scale:
+    the integers are what the accelerator produces, the scale is the float tail kept in
+    software, and argmax over the integers equals argmax over the logits.
     """
 
-    def __init__(self, preset: Preset, width: int = 64, depth: int = 3,
-                 in_features: int = 784, classes: int = 10, dropout: float = 0.0):
+    def __init__(self, presets: list[Preset], width: int = 64, in_features: int = 784,
+                 classes: int = 10, dropout: float = 0.0):
         super().__init__()
-        self.input_quant = qnn.QuantIdentity(act_quant=preset.input_quant(), return_quant_tensor=True)
+        depth = len(presets) - 1
+        quantized = presets[0].buildable
+        self.input_quant = (qnn.QuantIdentity(act_quant=presets[0].input_quant(), return_quant_tensor=True)
+                            if quantized else nn.Identity())
         layers: list[nn.Module] = []
         fan_in = in_features
-        for _ in range(depth):
+        for p in presets[:depth]:
             layers += [
-                qnn.QuantLinear(fan_in, width, bias=False, weight_quant=preset.weight_quant(True)),
+                qnn.QuantLinear(fan_in, width, bias=False, weight_quant=p.weight_quant(True)),
                 nn.BatchNorm1d(width),
-                qnn.QuantReLU(act_quant=preset.act_quant(), return_quant_tensor=True),
+                p.act_layer(),
                 nn.Dropout(dropout),  # always present: state-dict keys must not depend on it
             ]
             fan_in = width
         self.features = nn.Sequential(*layers)
-        self.classifier = qnn.QuantLinear(fan_in, classes, bias=False,
-                                          weight_quant=preset.weight_quant(False),
-                                          return_quant_tensor=True)
+        wq = presets[-1].weight_quant(False)
+        self.classifier = qnn.QuantLinear(fan_in, classes, bias=False, weight_quant=wq,
+                                          return_quant_tensor=quantized and wq is not None)
 
     def forward(self, x: torch.Tensor):
-        x = self.input_quant(x if x.dim() == 2 else x.flatten(1))
-        x = self.features(x)
-        out = self.classifier(x)
+        out = self.forward_quant(x)
         return out.value if hasattr(out, "value") else out
 
     def forward_quant(self, x: torch.Tensor):
-        """The classifier's QuantTensor: integers = value / scale."""
+        """The classifier's output (a QuantTensor for quantized presets)."""
         x = self.input_quant(x if x.dim() == 2 else x.flatten(1))
         return self.classifier(self.features(x))

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from .data import data_checksum, load_mnist
+from .errors import ModelError
 from .zoo import build_model, parse_name, save_checkpoint
 
 log = logging.getLogger(__name__)
@@ -50,19 +51,33 @@ def train(cfg: TrainConfig, out: Path, progress=None) -> dict:
     np.random.seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
     train_s, val_s, test_s = load_mnist("train"), load_mnist("val"), load_mnist("test")
-    model = build_model(cfg.name, dropout=cfg.dropout)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    inq_run = mn.preset == "po2"
+    if inq_run and mn.arch not in ("tfc", "sfc", "lfc"):
+        raise ModelError(f"{cfg.name}: INQ training (po2) is implemented for the MLPs (tfc, sfc, lfc) so far")
+    model = build_model(cfg.name, dropout=cfg.dropout, float_weights=inq_run)
+    t0 = time.time()
+    if inq_run:
+        return _train_inq(cfg, model, out, progress, t0, (train_s, val_s, test_s))
+    history, best = _fit(cfg, model, cfg.epochs, cfg.lr, progress, (train_s, val_s), f"train {cfg.name}")
+    model.load_state_dict(best["state"])
+    return _finish(cfg, model, out, best, history, test_s, t0)
+
+
+def _fit(cfg: TrainConfig, model: nn.Module, epochs: int, lr: float, progress, data, label: str,
+         after_step=None) -> tuple[list, dict]:
+    """Adam with cosine decay; validation each epoch; the best epoch's state."""
+    train_s, val_s = data
+    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = math.ceil(len(train_s.x) / cfg.batch_size)
-    total = cfg.epochs * steps_per_epoch
+    total = epochs * steps_per_epoch
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / total)))
     loss_fn = nn.CrossEntropyLoss()
     gen = torch.Generator().manual_seed(cfg.seed)
     xt, yt = torch.from_numpy(train_s.x), torch.from_numpy(train_s.y)
     best = {"val": -1.0}
     history = []
-    t0 = time.time()
-    task = progress.add_task(f"train {cfg.name}", total=cfg.epochs) if progress else None
-    for epoch in range(1, cfg.epochs + 1):
+    task = progress.add_task(label, total=epochs) if progress else None
+    for epoch in range(1, epochs + 1):
         model.train()
         perm = torch.randperm(len(xt), generator=gen)
         running = 0.0
@@ -72,6 +87,8 @@ def train(cfg: TrainConfig, out: Path, progress=None) -> dict:
             loss = loss_fn(model(xt[idx]), yt[idx])
             loss.backward()
             opt.step()
+            if after_step is not None:
+                after_step()
             sched.step()
             running += loss.item()
         val = evaluate(model, val_s.x, val_s.y)
@@ -81,8 +98,62 @@ def train(cfg: TrainConfig, out: Path, progress=None) -> dict:
             best = {"val": val, "epoch": epoch,
                     "state": {k: v.detach().clone() for k, v in model.state_dict().items()}}
         if progress:
-            progress.update(task, advance=1, description=f"train {cfg.name} val {val:.2f}% (best {best['val']:.2f}%)")
+            progress.update(task, advance=1, description=f"{label} val {val:.2f}% (best {best['val']:.2f}%)")
+    return history, best
+
+
+def _train_inq(cfg, model, out, progress, t0, data):
+    """Float pre-training, then INQ: freeze 50/75/87.5/100 % of the weights as powers of two,
+    retraining the rest in between; finally normalise each layer so its largest power is 2^0
+    (batch norm and the float tail absorb the factor) and load into the po2-quantized model."""
+    from .inq import DEFAULT_SCHEDULE, INQ
+    from .zoo import build_model as _build
+
+    train_s, val_s, test_s = data
+    pre = int(cfg.extra.get("inq_pretrain_epochs", max(1, cfg.epochs // 2)))
+    retrain = int(cfg.extra.get("inq_retrain_epochs", max(1, (cfg.epochs - pre) // 3)))
+    history, best = _fit(cfg, model, pre, cfg.lr, progress, (train_s, val_s), f"train {cfg.name} (float)")
     model.load_state_dict(best["state"])
+    inq = INQ(model)
+    for share in DEFAULT_SCHEDULE:
+        inq.quantize_share(share)
+        if share < 1.0:
+            h, _ = _fit(cfg, model, retrain, cfg.lr * 0.1, progress, (train_s, val_s),
+                        f"INQ {share:.1%} frozen", after_step=inq.restore)
+            history += [{**e, "inq_share": share} for e in h]
+    inq.restore()
+    inq.remove()
+    _normalise_po2(model)
+    final = _build(cfg.name)
+    final.load_state_dict(model.state_dict())
+    final.eval()
+    val = evaluate(final, val_s.x, val_s.y)
+    best = {"val": val, "epoch": len(history)}
+    return _finish(cfg, final, out, best, history, test_s, t0,
+                   extra={"inq": {"schedule": list(DEFAULT_SCHEDULE), "pretrain_epochs": pre,
+                                  "retrain_epochs": retrain, "bits": 5}})
+
+
+@torch.no_grad()
+def _normalise_po2(model: nn.Module) -> None:
+    """Scale each layer's power-of-two weights by 2^-n1 (largest |w| -> 1): exact in float;
+    the following BatchNorm's statistics take the factor, the classifier's logits only scale."""
+    layers = list(model.features) + [model.classifier]
+    for i, m in enumerate(layers):
+        if not hasattr(m, "weight") or isinstance(m, nn.BatchNorm1d):
+            continue
+        top = float(m.weight.abs().max())
+        if top == 0:
+            continue
+        c = 2.0 ** -round(math.log2(top))
+        m.weight.mul_(c)
+        if i + 1 < len(layers) and isinstance(layers[i + 1], nn.BatchNorm1d):
+            layers[i + 1].running_mean.mul_(c)
+            layers[i + 1].running_var.mul_(c * c)
+
+
+def _finish(cfg, model, out, best, history, test_s, t0, extra=None) -> dict:
+    mn = parse_name(cfg.name)
     test = evaluate(model, test_s.x, test_s.y)
     meta = {
         "name": cfg.name, "arch": mn.arch, "preset": mn.preset,
@@ -92,6 +163,7 @@ def train(cfg: TrainConfig, out: Path, progress=None) -> dict:
         "config": {k: v for k, v in asdict(cfg).items() if k not in ("command",)},
         "torch": str(torch.__version__), "python": platform.python_version(),
         "history": history,
+        **(extra or {}),
     }
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp")

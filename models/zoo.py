@@ -1,6 +1,7 @@
 """Model names `<arch>-<preset>`, construction, and checkpoints with provenance."""
 from __future__ import annotations
 
+import dataclasses
 import importlib.resources
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,9 +11,10 @@ from torch import nn
 
 from .errors import ModelError
 from .mlp import MLP_WIDTHS, QuantMLP
-from .quant import PRESETS, get_preset
+from .quant import PRESETS, get_preset, layer_presets
 
-ARCHS = tuple(MLP_WIDTHS)
+CNN_ARCHS = ("lenet5", "cnv")
+ARCHS = tuple(MLP_WIDTHS) + CNN_ARCHS
 CHECKPOINT_FORMAT = 1
 
 
@@ -30,16 +32,31 @@ def parse_name(name: str) -> ModelName:
     if arch not in ARCHS:
         raise ModelError(f"unknown architecture {arch!r} in model name {name!r}; "
                          f"valid architectures: {', '.join(ARCHS)} (names read <arch>-<preset>)")
-    if preset not in PRESETS:
+    if preset not in PRESETS and not preset.startswith("mix:"):
         raise ModelError(f"unknown preset {preset!r} in model name {name!r}; "
-                         f"valid presets: {', '.join(sorted(PRESETS))} (names read <arch>-<preset>)")
+                         f"valid presets: {', '.join(PRESETS)} or mix:P1,P2,... (names read <arch>-<preset>)")
     return ModelName(arch, preset)
 
 
-def build_model(name: str, dropout: float = 0.0) -> nn.Module:
-    """A freshly initialised Brevitas module for `name`, e.g. 'tfc-w2a2'."""
+def build_model(name: str, dropout: float = 0.0, float_weights: bool = False) -> nn.Module:
+    """A freshly initialised Brevitas module for `name`, e.g. 'tfc-w2a2'.
+
+    float_weights: the same network with unquantized weights (INQ trains po2 weights so).
+    """
     mn = parse_name(name)
-    return QuantMLP(get_preset(mn.preset), width=MLP_WIDTHS[mn.arch], dropout=dropout)
+    if mn.arch in CNN_ARCHS:
+        from .cnn import build_cnn
+
+        if mn.preset.startswith("mix:"):
+            raise ModelError(f"{name}: per-layer mixes are available for the MLPs (tfc, sfc, lfc) only")
+        preset = get_preset(mn.preset)
+        if float_weights:
+            preset = dataclasses.replace(preset, weight_kind="float_weights")
+        return build_cnn(mn.arch, preset, dropout=dropout)
+    presets = layer_presets(mn.preset, 4)
+    if float_weights:
+        presets = [dataclasses.replace(p, weight_kind="float_weights") for p in presets]
+    return QuantMLP(presets, width=MLP_WIDTHS[mn.arch], dropout=dropout)
 
 
 def shipped_checkpoint(name: str) -> Path:
@@ -85,3 +102,25 @@ def load_checkpoint(path: str | Path, name: str | None = None) -> tuple[nn.Modul
                          f"unexpected {list(unexpected)[:3]}")
     model.eval()
     return model, meta
+
+
+def checkpoint_dir() -> Path:
+    return Path(str(importlib.resources.files("models") / "checkpoints"))
+
+
+def list_shipped() -> list[dict]:
+    """The shipped checkpoints with their provenance (read from each checkpoint's metadata)."""
+    rows = []
+    for path in sorted(checkpoint_dir().glob("*.pt")):
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        meta = ckpt.get("meta", {})
+        rows.append({
+            "name": meta.get("name", path.stem), "arch": meta.get("arch"), "preset": meta.get("preset"),
+            "accuracy": round(float(meta.get("test_accuracy", float("nan"))), 2),
+            "val_accuracy": meta.get("val_accuracy"), "epochs": meta.get("epochs"),
+            "best_epoch": meta.get("best_epoch"), "seed": meta.get("seed"),
+            "train_seconds": meta.get("train_seconds"), "command": meta.get("command"),
+            "checkpoint": str(path), "buildable": get_preset(meta["preset"]).buildable
+            if meta.get("preset") in PRESETS else True,
+        })
+    return rows

@@ -34,18 +34,22 @@ def generic_op(op_type: str) -> str:
 
 
 def _attrs(node) -> dict:
+    """The node's attributes as set, completed by a custom op's declared defaults (raw
+    attributes a custom op does not declare, e.g. ONNX MaxPool's dilations kept on a
+    MaxPoolNHWC, stay: its execution passes them on)."""
+    out = {}
+    for a in node.attribute:
+        v = helper.get_attribute_value(a)
+        out[a.name] = v.decode() if isinstance(v, bytes) else v
     if node.domain.startswith(("finn", "qonnx")):
         from qonnx.custom_op.registry import getCustomOp
 
         try:
             inst = getCustomOp(node)
-            return {k: inst.get_nodeattr(k) for k in inst.get_nodeattr_types()}
+            declared = {k: inst.get_nodeattr(k) for k in inst.get_nodeattr_types()}
         except Exception:  # an attribute without default and not set: read what is there
-            pass
-    out = {}
-    for a in node.attribute:
-        v = helper.get_attribute_value(a)
-        out[a.name] = v.decode() if isinstance(v, bytes) else v
+            declared = {}
+        out.update(declared)
     return out
 
 

@@ -13,6 +13,8 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from .errors import SimError
+
 KERNELS: dict[str, Callable] = {}
 
 
@@ -79,7 +81,9 @@ def _int8_gemm_session(w: np.ndarray, signed_input: bool):
 def xnor_popcount(a: np.ndarray, w: np.ndarray) -> np.ndarray:
     """popcount(xnor(a, w)) for binary {0,1} a (N,K) and w (K,M) = K - sum a - sum w + 2 a.w."""
     k = a.shape[-1]
-    aw = torch.from_numpy(np.ascontiguousarray(a)).matmul(torch.from_numpy(w)).numpy()
+    a = np.ascontiguousarray(a, dtype=np.int64)
+    w = np.ascontiguousarray(w, dtype=np.int64)
+    aw = torch.from_numpy(a).matmul(torch.from_numpy(w)).numpy()
     return k - a.sum(-1, keepdims=True) - w.sum(0, keepdims=True) + 2 * aw
 
 
@@ -156,21 +160,28 @@ def k_topk(p, x, *_):
 
 @kernel("Im2Col")
 def k_im2col(p, x, *_):
-    """y[n, oh, ow, (kh, kw, c)] = padded x[n, oh*s + kh*d, ow*s + kw*d, c] (NHWC)."""
+    """y[n, oh, ow, (kh, kw, c)] = pad(x, pad_amount, pad_value)[n, oh*sh + kh*dh, ow*sw + kw*dw, c] (NHWC)."""
     return im2col(x, p.attrs["kernel_size"], p.attrs["stride"], p.attrs.get("pad_amount", [0, 0, 0, 0]),
                   p.attrs.get("dilations", [1, 1]), int(p.attrs.get("pad_value", 0)), p.out_shape)
 
 
 def im2col(x, kernel_size, stride, pad, dilation, pad_value, out_shape) -> np.ndarray:
+    """Windows of an NHWC batch as (n, oh, ow, kh*kw*c), patch order (kh, kw, c).
+    Padding beyond what the windows reach is ignored; windows must lie in the padded input."""
     n, h, w, c = x.shape
     kh, kw = kernel_size
     sh, sw = (stride, stride) if np.isscalar(stride) else stride
     dh, dw = dilation
     top, left, bottom, right = pad
-    xp = np.full((n, h + top + bottom, w + left + right, c), pad_value, dtype=x.dtype)
-    xp[:, top:top + h, left:left + w, :] = x
     oh, ow = out_shape[0], out_shape[1]
-    cols = np.empty((n, oh, ow, kh, kw, c), dtype=x.dtype)
+    need_h, need_w = (oh - 1) * sh + (kh - 1) * dh + 1, (ow - 1) * sw + (kw - 1) * dw + 1
+    if need_h > h + top + bottom or need_w > w + left + right:
+        raise ValueError(f"{oh}x{ow} windows of {kh}x{kw} (stride {sh},{sw}, dilation {dh},{dw}) do not fit "
+                         f"a {h}x{w} input padded by {list(pad)}")
+    dtype = np.result_type(x.dtype, np.min_scalar_type(pad_value))
+    xp = np.full((n, h + top + bottom, w + left + right, c), pad_value, dtype=dtype)
+    xp[:, top:top + h, left:left + w, :] = x
+    cols = np.empty((n, oh, ow, kh, kw, c), dtype=dtype)
     for i in range(kh):
         for j in range(kw):
             cols[:, :, :, i, j, :] = xp[:, i * dh: i * dh + sh * (oh - 1) + 1: sh,
@@ -178,26 +189,42 @@ def im2col(x, kernel_size, stride, pad, dilation, pad_value, out_shape) -> np.nd
     return cols.reshape(n, oh, ow, kh * kw * c)
 
 
+def max_pool_nhwc(x, kernel, strides, pads, dilations, out_hw) -> np.ndarray:
+    """ONNX MaxPool on NHWC: max over each window; padded positions (pads, and ceil_mode's
+    overhang at the bottom/right) never win: they hold a value below every input."""
+    kh, kw = kernel
+    sh, sw = strides
+    dh, dw = dilations
+    top, left, bottom, right = pads if len(pads) == 4 else (0, 0, 0, 0)
+    n, h, w, c = x.shape
+    oh, ow = out_hw
+    bottom = max(bottom, (oh - 1) * sh + (kh - 1) * dh + 1 - h - top)
+    right = max(right, (ow - 1) * sw + (kw - 1) * dw + 1 - w - left)
+    x = x.astype(np.int64)
+    fill = int(x.min()) - 1 if x.size else 0
+    cols = im2col(x, (kh, kw), (sh, sw), (top, left, bottom, right), (dh, dw), fill, (oh, ow))
+    return cols.reshape(n, oh, ow, kh * kw, c).max(axis=3)
+
+
+def _pool_attrs(p):
+    k = p.attrs["kernel_shape"]
+    return (k, p.attrs.get("strides") or [1, 1], p.attrs.get("pads") or [0, 0, 0, 0],
+            p.attrs.get("dilations") or [1, 1])
+
+
 @kernel("MaxPoolNHWC")
 def k_maxpool_nhwc(p, x, *_):
-    """y[n, oh, ow, c] = max over the kernel window of x (NHWC, no padding)."""
-    kh, kw = p.attrs["kernel_shape"]
-    sh, sw = p.attrs["strides"]
-    cols = im2col(x, (kh, kw), (sh, sw), [0, 0, 0, 0], [1, 1], 0, p.out_shape)
-    n, oh, ow, _ = cols.shape
-    return cols.reshape(n, oh, ow, kh * kw, -1).max(axis=3)
+    """y[n, oh, ow, c] = max of x over the window (NHWC; ONNX MaxPool's pads, strides, ceil_mode)."""
+    k, s, pads, d = _pool_attrs(p)
+    return max_pool_nhwc(x, k, s, pads, d, p.out_shape[:2])
 
 
 @kernel("MaxPool")
 def k_maxpool(p, x, *_):
-    """y[n, c, oh, ow] = max over the kernel window of x (NCHW, no padding)."""
-    kh, kw = p.attrs["kernel_shape"]
-    sh, sw = p.attrs.get("strides", [kh, kw])
-    xn = np.moveaxis(x, 1, -1)
-    oshape = (p.out_shape[1], p.out_shape[2], p.out_shape[0])
-    cols = im2col(xn, (kh, kw), (sh, sw), [0, 0, 0, 0], [1, 1], 0, oshape)
-    n, oh, ow, _ = cols.shape
-    return np.moveaxis(cols.reshape(n, oh, ow, kh * kw, -1).max(axis=3), -1, 1)
+    """y[n, c, oh, ow] = max of x over the window (NCHW; ONNX MaxPool's pads, strides, dilations, ceil_mode)."""
+    k, s, pads, d = _pool_attrs(p)
+    y = max_pool_nhwc(np.moveaxis(x, 1, -1), k, s, pads, d, p.out_shape[1:3])
+    return np.moveaxis(y, -1, 1)
 
 
 # ---- FINN HW layers -------------------------------------------------------------------
@@ -228,12 +255,14 @@ def k_mvau(p, x, *_):
 
 @kernel("VVAU")
 def k_vvau(p, x, *_):
-    """Depthwise: acc[.., c] = sum_k x[.., k, c] * W[c, k]; y = acc or thresholds(acc)."""
-    w = p.params[1]  # (C, 1, K, K) in FINN's VVAU
+    """acc[c] = sum_k x[k*C + c] * W[c, 0, k] (bipolar: (acc + K)/2); y = acc, or #(acc >= T[c]) + ActVal."""
+    w = p.params[1]  # (C, 1, kh, kw) in FINN's VVAU
     ch = w.shape[0]
     k = int(np.prod(w.shape[1:]))
-    xs = x.reshape(-1, k, ch)
-    acc = np.einsum("nkc,ck->nc", xs, w.reshape(ch, k).astype(np.int64))
+    xs = x.reshape(-1, k, ch).astype(np.int64)
+    acc = np.einsum("nkc,ck->nc", xs, w.reshape(ch, k))
+    if p.attrs.get("inputDataType") == "BIPOLAR" and p.attrs.get("weightDataType") == "BIPOLAR":
+        acc = (acc + k) // 2  # x.w = matches - mismatches = 2 * matches - K: exact
     p.cache["acc"] = acc
     y = acc if p.attrs.get("noActivation", 1) == 1 else _activation(p, acc, 2)
     return y.reshape((x.shape[0],) + p.out_shape)
@@ -256,21 +285,25 @@ def k_identity(p, x, *_):
 
 @kernel("LabelSelect")
 def k_labelselect(p, x, *_):
-    """y = indices of the K largest inputs (ties: lowest index first)."""
+    """y = indices of the K largest inputs along the last axis, largest first (ties: lowest index first)."""
     k = int(p.attrs["K"])
-    return np.argsort(-x.reshape(x.shape[0], -1), axis=-1, kind="stable")[:, :k].reshape((x.shape[0],) + p.out_shape)
+    xs = x.reshape(x.shape[0], -1, x.shape[-1])
+    return np.argsort(-xs.astype(np.int64), axis=-1, kind="stable")[..., :k].reshape((x.shape[0],) + p.out_shape)
 
 
 @kernel("FMPadding")
 def k_fmpadding(p, x, *_):
     """y = x zero-padded spatially by Padding = [top, left, bottom, right] (NHWC)."""
     top, left, bottom, right = p.attrs["Padding"]
-    return np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
+    n = x.shape[0]
+    h, w = p.attrs["ImgDim"]
+    xs = x.reshape(n, h, w, -1)
+    return np.pad(xs, ((0, 0), (top, bottom), (left, right), (0, 0))).reshape((n,) + p.out_shape)
 
 
 @kernel("ConvolutionInputGenerator")
 def k_swg(p, x, *_):
-    """y = Im2Col(x) in NHWC with (kh, kw, c) patch order (FINN's sliding-window generator)."""
+    """y[n, oh, ow, (kh, kw, c)] = x[n, oh*sh + kh*dh, ow*sw + kw*dw, c] (NHWC, no padding; depthwise or not)."""
     n = x.shape[0]
     ifm = p.attrs["IFMDim"]
     c = p.attrs["IFMChannels"]
@@ -283,14 +316,20 @@ def k_swg(p, x, *_):
 
 @kernel("Pool")
 def k_pool(p, x, *_):
-    """MaxPool: y = max over the window; QuantAvgPool: y = (sum over window) >> shift (floor)."""
+    """Over each (kh*kw, C) window: MaxPool y = max, AccPool y = sum, QuantAvgPool y = sum >> Size (floor)."""
     n = x.shape[0]
     k = p.attrs["KernelSize"]
-    k = (k, k) if np.isscalar(k) else tuple(k)
+    k2 = int(np.prod(k))
     ch = p.attrs["Channels"]
-    cols = x.reshape(n, -1, k[0] * k[1], ch)
-    if p.attrs.get("Function") == "MaxPool":
+    cols = x.reshape(n, -1, k2, ch)
+    fxn = p.attrs.get("Function")
+    if fxn == "MaxPool":
         y = cols.max(axis=2)
+    elif fxn == "AccPool":
+        y = cols.astype(np.int64).sum(axis=2)
+    elif fxn == "QuantAvgPool":
+        y = cols.astype(np.int64).sum(axis=2) >> int(p.attrs["Size"])
     else:
-        y = cols.sum(axis=2) >> int(p.attrs.get("Size", 0))
+        raise SimError(f"node {p.name} (Pool): Function {fxn} has no integer semantics here "
+                       "(FINN's python AvgPool is a float mean); use QuantAvgPool")
     return y.reshape((n,) + p.out_shape)

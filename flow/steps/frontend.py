@@ -25,6 +25,8 @@ from qonnx.util.cleanup import cleanup_model
 from ..config import BuildConfig
 from ..errors import FlowError
 from ..transforms import RemoveIdentityThresholds, RoundThresholdsHalfEven, split_float_tail, split_layout_head
+from ..transforms.exact_streamline import ExactStreamline
+from ..transforms.precise_thresholds import PreciseQuantThresholds
 
 log = logging.getLogger(__name__)
 
@@ -115,8 +117,11 @@ def _input_shape(cfg: BuildConfig, module) -> tuple[int, ...]:
     shape = cfg.extra.get("input_shape")
     if shape is not None:
         return tuple(shape)
-    first = next((m for m in module.modules() if hasattr(m, "in_features")), None)
-    if first is None:
+    declared = next((m.in_shape for m in module.modules() if isinstance(getattr(m, "in_shape", None), tuple)), None)
+    if declared is not None:  # e.g. models.cnn's conv nets: (C, H, W)
+        return tuple(int(d) for d in declared)
+    first = next((m for m in module.modules() if hasattr(m, "in_features") or hasattr(m, "in_channels")), None)
+    if first is None or not hasattr(first, "in_features"):
         raise FlowError("cannot infer the input shape of the module; pass input_shape=(C, H, W) to flow.build")
     return (first.in_features,)
 
@@ -139,6 +144,8 @@ def step_qonnx_to_finn(model: ModelWrapper, cfg: BuildConfig) -> ModelWrapper:
         cfg.extra["qonnx_model"] = True
         model.save(str(cfg.path("qonnx_clean.onnx")))
         model = model.transform(ConvertQONNXtoFINN())
+        # FINN stores the quantizers' thresholds in float32; recompute them in float64
+        model = model.transform(PreciseQuantThresholds())
     return model
 
 
@@ -184,15 +191,14 @@ def step_tidy_up(model: ModelWrapper, cfg: BuildConfig) -> ModelWrapper:
 
 
 def step_streamline(model: ModelWrapper, cfg: BuildConfig) -> ModelWrapper:
-    """FINN's streamlining: float scales and biases moved into the thresholds."""
+    """FINN's streamlining (exact identity removal): float scales and biases moved into the thresholds."""
     import finn.transformation.streamline.absorb as absorb
-    from finn.transformation.streamline import Streamline
     from finn.transformation.streamline.reorder import MakeMaxPoolNHWC
     from qonnx.transformation.bipolar_to_xnor import ConvertBipolarMatMulToXnorPopcount
     from qonnx.transformation.lower_convs_to_matmul import LowerConvsToMatMul
 
     model = model.transform(absorb.AbsorbScalarBiasIntoMultiThreshold())
-    model = model.transform(Streamline())
+    model = model.transform(ExactStreamline())
     if model.get_nodes_by_op_type("Conv"):
         model = model.transform(LowerConvsToMatMul())
         model = model.transform(MakeMaxPoolNHWC())
@@ -200,7 +206,7 @@ def step_streamline(model: ModelWrapper, cfg: BuildConfig) -> ModelWrapper:
         model = model.transform(MakeMaxPoolNHWC())
         model = model.transform(absorb.AbsorbConsecutiveTransposes())
     model = model.transform(ConvertBipolarMatMulToXnorPopcount())
-    model = model.transform(Streamline())
+    model = model.transform(ExactStreamline())
     model = model.transform(absorb.AbsorbScalarMulAddIntoTopK())
     model = model.transform(InferDataLayouts())
     model = model.transform(RemoveUnusedTensors())

@@ -65,7 +65,7 @@ class LayoutHead:
                 + (" (same order in memory)" if self.is_identity else ""))
 
 
-def _move(node, model: ModelWrapper, a: np.ndarray, out_shape) -> np.ndarray:
+def _move(node, a: np.ndarray, out_shape) -> np.ndarray:
     """One data-movement op on a batch-1 array of indices."""
     if node.op_type == "Transpose":
         perm = get_by_name(node.attribute, "perm")
@@ -96,7 +96,7 @@ def split_layout_head(model: ModelWrapper) -> tuple[ModelWrapper, LayoutHead]:
         out_shape = model.get_tensor_shape(out)
         if out_shape is None or out_shape[0] != 1:
             break
-        a = _move(node, model, a, out_shape)
+        a = _move(node, a, out_shape)
         ops.append(node.op_type)
         layout = model.get_tensor_layout(out)
         model.graph.node.remove(node)

@@ -16,6 +16,8 @@ L = out_scale * (j-1) + out_bias to the next level) by an integer threshold:
     even level L + 1);
   - otherwise T_j' = ceil(T_j) (no integer can land on it).
 The thresholds are then integers, so FINN's later rounding leaves them alone.
+Nodes with a BINARY or BIPOLAR output are sign functions (Brevitas: x >= 0 -> +1), not
+rounding: they keep `x >= T` (ceil).
 Nodes whose levels are not integers (fractional out_scale/out_bias) keep FINN's
 half-up rule and are listed in the returned model's metadata.
 """
@@ -55,6 +57,9 @@ class RoundThresholdsHalfEven(Transformation):
             if thr is None or not idt.is_integer():
                 continue
             inst = getCustomOp(node)
+            if model.get_tensor_datatype(node.output[0]).name in ("BINARY", "BIPOLAR"):
+                model.set_initializer(node.input[1], np.ceil(np.asarray(thr, np.float64)).astype(np.float32))
+                continue
             if node.op_type == "MultiThreshold":
                 scale, bias = inst.get_nodeattr("out_scale"), inst.get_nodeattr("out_bias")
             else:  # FINN's Thresholding: output = count + ActVal

@@ -1,9 +1,10 @@
 """Convolutional networks through the whole flow, bit-exact in every stage.
 
 LeNet-5 (w2a2, seeded random weights, BatchNorm/activation scales calibrated on MNIST so
-that activations are not degenerate) on 100 MNIST test images; and a small 3-channel
-conv net whose NCHW -> NHWC layout head is a real permutation (with one channel it is
-the identity in memory order, which would hide a head applied wrongly or not at all).
+that activations are not degenerate) on 100 MNIST test images; a small 3-channel all-RTL
+conv net whose NCHW -> NHWC layout head is a real permutation (with one channel it is the
+identity in memory order, which would hide a head applied wrongly or not at all) and which
+Verilator simulates; a depthwise conv (VVAU); and the localisation of a corrupted layer.
 """
 from __future__ import annotations
 
@@ -49,6 +50,12 @@ def test_lenet5_bit_exact_in_every_stage(lenet_build):
     assert y.shape == (100, 10) and len(np.unique(y)) > 5  # not a dead network
     assert report["verify"]["argmax_ties"] < 50
     assert json.loads((out / "report.json").read_text())["verify"]["mismatches"] == report["verify"]["mismatches"]
+    # intsim also runs the streamlined graph (Transpose, Im2Col, MaxPoolNHWC, Reshape, ...) on the raw inputs
+    import sim
+
+    x = np.load(out / "outputs" / "inputs.npy")
+    for mode in ("strict", "fast"):
+        assert np.array_equal(sim.run(find_step(out, "split_float_tail"), x, mode), y)
 
 
 def test_lenet5_hardware_layers(lenet_build):
@@ -89,7 +96,7 @@ class TinyRGBNet(torch.nn.Module):
         self.inp = qnn.QuantIdentity(act_quant=p.input_quant(), return_quant_tensor=True)
         self.conv = qnn.QuantConv2d(3, 4, 3, stride=2, padding=1, bias=False, weight_quant=p.weight_quant(True))
         self.bn = torch.nn.BatchNorm2d(4)
-        self.act = qnn.QuantReLU(act_quant=p.act_quant(), return_quant_tensor=True)
+        self.act = p.act_layer()
         self.fc = qnn.QuantLinear(4 * 4 * 4, 5, bias=False, weight_quant=p.weight_quant(False),
                                   return_quant_tensor=True)
 
@@ -124,6 +131,42 @@ def test_multichannel_input_layout_head(tmp_path):
     assert not np.array_equal(sim.run(hw, x.reshape(len(x), -1)), np.load(out / "outputs" / "intsim.npy"))
 
 
+class DepthwiseNet(torch.nn.Module):
+    """3x8x8: conv3x3(4, pad 1) -> depthwise conv3x3 (groups 4, stride 2) -> FC 5; each conv + BN + act."""
+
+    def __init__(self):
+        super().__init__()
+        p = get_preset("w4a4")
+        self.inp = qnn.QuantIdentity(act_quant=p.input_quant(), return_quant_tensor=True)
+        self.conv = qnn.QuantConv2d(3, 4, 3, padding=1, bias=False, weight_quant=p.weight_quant(True))
+        self.bn, self.act = torch.nn.BatchNorm2d(4), p.act_layer()
+        self.dw = qnn.QuantConv2d(4, 4, 3, groups=4, stride=2, bias=False, weight_quant=p.weight_quant(True))
+        self.bn2, self.act2 = torch.nn.BatchNorm2d(4), p.act_layer()
+        self.fc = qnn.QuantLinear(4 * 3 * 3, 5, bias=False, weight_quant=p.weight_quant(False),
+                                  return_quant_tensor=True)
+
+    def forward(self, x):
+        y = self.act(self.bn(self.conv(self.inp(x))))
+        y = self.fc(self.act2(self.bn2(self.dw(y))).flatten(1))
+        return y.value if hasattr(y, "value") else y
+
+
+def test_depthwise_conv_bit_exact(tmp_path):
+    """A depthwise conv becomes a VVAU (HLS only on 7-series) behind a depthwise window generator
+    and a FIFO; FINN's python VVAU needs its generator as direct producer (flow.stages)."""
+    torch.manual_seed(1)
+    module = DepthwiseNet()
+    x = np.random.default_rng(0).integers(0, 256, size=(30, 3, 8, 8))
+    calibrate(module, torch.from_numpy(x.astype(np.float32) / 256))
+    np.save(tmp_path / "x.npy", x.reshape(len(x), -1))
+    report = flow.build(module, tmp_path / "b", input_shape=(3, 8, 8), samples=30, input_npy=tmp_path / "x.npy")
+    assert_bit_exact(report, 30)
+    assert report["hls_layers"] == ["VVAU_hls_0"]
+    ops = [layer["op_type"] for layer in report["layers"]]
+    i = ops.index("VVAU_hls")
+    assert ops[i - 1].startswith("StreamingFIFO") and ops[i - 2] == "ConvolutionInputGenerator_rtl"
+
+
 def test_conv_mismatch_localised(lenet_build, tmp_path):
     """Corrupt the second conv's thresholds in the final HW graph (which hw_python and intsim
     both run): the streamlined stage now differs from intsim, and the first diverging layer is
@@ -146,3 +189,20 @@ def test_conv_mismatch_localised(lenet_build, tmp_path):
     assert r["mismatches"]["hw_python"] == 0 and r["mismatches"]["streamlined"] > 0
     first = r["first_mismatch"]["streamlined"]
     assert first["layer"] == "MultiThreshold_2" and first["intsim_layer"] == thr.name, first
+
+
+def test_input_shape_of_conv_modules(tmp_path):
+    """Zoo conv nets declare their (C, H, W); other conv modules must be given input_shape."""
+    from flow.config import BuildConfig
+    from flow.errors import FlowError
+    from flow.steps.frontend import InputScale, _input_shape
+
+    for arch in ("lenet5", "cnv"):
+        module = build_cnn(arch, get_preset("w2a2"))
+        cfg = BuildConfig(out=tmp_path / "b", module=module)
+        assert _input_shape(cfg, InputScale(module, 1 / 256)) == (1, 28, 28)
+        with torch.no_grad():  # and they take flattened pixels as well as images
+            flat, img = module.eval()(torch.zeros(2, 784)), module(torch.zeros(2, 1, 28, 28))
+        assert flat.shape == img.shape == (2, 10)
+    with pytest.raises(FlowError, match="input_shape"):
+        _input_shape(BuildConfig(out=tmp_path / "b", module=TinyRGBNet()), TinyRGBNet())
