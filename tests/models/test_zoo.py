@@ -1,0 +1,80 @@
+"""Model names, presets, checkpoints and the INQ projection."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from models import ModelError, build_model, load_mnist, parse_name
+from models.inq import INQ, exponent_range, po2_project
+from models.zoo import list_shipped
+
+
+def test_mnist_splits():
+    for split, n in (("train", 50000), ("val", 10000), ("test", 10000)):
+        s = load_mnist(split)
+        assert s.x.shape == (n, 784) and s.y.shape == (n,)
+    px = load_mnist("test").pixels
+    assert px.dtype.name == "uint8" and px.max() == 255
+    with pytest.raises(ModelError, match="choose one of train, val, test"):
+        load_mnist("dev")
+
+
+def test_names():
+    assert str(parse_name("lenet5-w4a4")) == "lenet5-w4a4"
+    with pytest.raises(ModelError, match="valid architectures: tfc, sfc, lfc, lenet5, cnv"):
+        parse_name("vgg-w2a2")
+    with pytest.raises(ModelError, match="valid presets: w1a1, w2a2"):
+        parse_name("tfc-w3a3")
+    with pytest.raises(ModelError, match="names 2 layers; this architecture has 4"):
+        build_model("tfc-mix:w8a8,w2a2")
+
+
+@pytest.mark.parametrize("name", ["tfc-w1a1", "tfc-po2", "tfc-fp32", "tfc-mix:w8a8,w2a2,w2a2,w4a4",
+                                  "lenet5-w2a2", "cnv-w4a4"])
+def test_every_preset_and_arch_runs(name):
+    out = build_model(name).eval()(torch.rand(3, 784))
+    assert out.shape == (3, 10)
+
+
+def test_binary_weights_are_xnor_scaled():
+    layer = build_model("tfc-w1a1").features[0]
+    qw = layer.quant_weight()
+    assert torch.allclose(qw.value.abs(), qw.scale.expand_as(qw.value))  # sign(W) * scale per channel
+    assert torch.allclose(qw.scale.reshape(-1), layer.weight.abs().mean(1), rtol=1e-5)
+
+
+def test_inq_projection_and_schedule():
+    w = torch.tensor([0.0, 0.003, 0.01, 0.3, 0.49, 0.74, 0.76, 1.0, -0.3])
+    n2, n1 = exponent_range(w)  # max 1.0 -> n1 = 0, 5 bits -> 8 exponents: n2 = -7
+    assert (n2, n1) == (-7, 0)
+    assert po2_project(w, n2, n1).tolist() == [0.0, 0.0, 2**-7, 0.25, 0.5, 0.5, 1.0, 1.0, -0.25]
+    model = build_model("tfc-po2", float_weights=True)
+    inq = INQ(model)
+    inq.quantize_share(0.5)
+    layer = inq.layers[0]
+    frozen = layer.weight[inq.masks[id(layer)]].detach()
+    assert abs(float(inq.masks[id(layer)].float().mean()) - 0.5) < 1e-3
+    assert torch.all((frozen == 0) | (torch.log2(frozen.abs()) == torch.round(torch.log2(frozen.abs()))))
+    loss = model(torch.rand(4, 784)).sum()
+    loss.backward()
+    assert torch.all(layer.weight.grad[inq.masks[id(layer)]] == 0)  # frozen weights are not trained
+
+
+def test_zoo_lists_shipped_checkpoints_with_provenance():
+    rows = list_shipped()
+    names = {r["name"] for r in rows}
+    assert "tfc-w2a2" in names
+    for r in rows:
+        assert r["arch"] and r["preset"] and 0 < r["accuracy"] <= 100 and r["command"].startswith("qnnflow train")
+    out = subprocess.run([sys.executable, "-m", "flow.cli", "zoo", "--json"], capture_output=True, text=True)
+    assert out.returncode == 0
+    assert {"name", "arch", "preset", "accuracy"} <= set(json.loads(out.stdout)[0])
+
+
+def test_eval_command():
+    out = subprocess.run([sys.executable, "-m", "flow.cli", "eval", "tfc-w2a2"], capture_output=True, text=True)
+    assert out.returncode == 0 and "top-1 97.49 %" in out.stdout
