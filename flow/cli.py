@@ -150,6 +150,13 @@ def _cmd_zoo(a) -> int:
     if a.json:
         print(json.dumps(rows, indent=2))
         return 0
+    if a.markdown:
+        print("| model | MNIST test top-1 % | epochs | training s (2 cores) | command |")
+        print("|---|---|---|---|---|")
+        for r in rows:
+            name = r["name"] + ("" if r["buildable"] else " (float reference)")
+            print(f"| {name} | {r['accuracy']:.2f} | {r['epochs']} | {r['train_seconds']:.0f} | `{r['command']}` |")
+        return 0
     t = Table(title="qnnflow zoo: shipped checkpoints (MNIST test top-1, float forward in PyTorch)")
     for col in ("name", "accuracy %", "epochs", "train s", "command"):
         t.add_column(col)
@@ -240,6 +247,7 @@ def make_parser() -> argparse.ArgumentParser:
 
     z = sub.add_parser("zoo", help="list the shipped models with their accuracy and provenance")
     z.add_argument("--json", action="store_true", help="a JSON list of {name, arch, preset, accuracy, ...}")
+    z.add_argument("--markdown", action="store_true", help="a Markdown table (the README's)")
     z.set_defaults(func=_cmd_zoo)
 
     e = sub.add_parser("eval", help="MNIST accuracy of a zoo model or a checkpoint file")
