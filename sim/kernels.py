@@ -92,6 +92,11 @@ def threshold_count(x: np.ndarray, t: np.ndarray) -> np.ndarray:
     if t.shape[0] == 1:
         return np.searchsorted(t[0], x, side="right").astype(np.int64)
     if t.shape[1] <= 16:  # one vectorised compare per threshold step, counted in int16
+        info = np.iinfo(x.dtype)
+        if t.min() >= info.min and t.max() <= info.max:
+            t = t.astype(x.dtype)  # same-type compares: no int64 temporaries
+        else:
+            x = x.astype(np.int64)
         cnt = np.zeros(x.shape, dtype=np.int16)  # counts <= 16: exact in int16
         for j in range(t.shape[1]):
             cnt += x >= t[:, j]
