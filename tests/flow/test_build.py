@@ -158,3 +158,22 @@ def test_verify_command_rewrites_report(demo_build):
     rep = json.loads((demo_build / "report.json").read_text())
     assert rep["verify"]["samples"] == 40 and rep["verify"]["mismatches"]["intsim"] == 0
     qnnflow("verify", str(demo_build), "--samples", "300")  # restore for other tests
+
+
+def test_module_with_unlowerable_layers_refused_before_long_steps(tmp_path):
+    import flow
+    from brevitas import nn as qnn
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.q = qnn.QuantIdentity(return_quant_tensor=False)
+            self.fc = qnn.QuantLinear(784, 10, bias=False)
+            self.act = torch.nn.Sigmoid()
+
+        def forward(self, x):
+            return torch.nn.functional.softmax(self.act(self.fc(self.q(x))), dim=-1)
+
+    with pytest.raises(FlowError, match=r"cannot lower: .*\(Sigmoid\), .*\(Softmax\)"):
+        flow.build(Net().eval(), tmp_path / "b", input_shape=(784,), samples=10)
+    assert not (tmp_path / "b").exists()
