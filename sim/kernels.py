@@ -74,6 +74,9 @@ def _int8_gemm_session(w: np.ndarray, signed_input: bool):
     g = helper.make_graph([helper.make_node("MatMulInteger", ["a", "w"], ["y"])], "gemm", [a], [y], [wt])
     so = ort.SessionOptions()
     so.intra_op_num_threads = 2
+    # no busy-waiting between calls: spinning pool threads would take the core that the
+    # numpy kernels between two GEMMs run on
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
     return ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
 
