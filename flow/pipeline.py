@@ -37,6 +37,7 @@ STEPS: list[tuple[str, Step]] = [
     ("create_dataflow_partition", hwsteps.step_create_dataflow_partition),
     ("prefer_rtl", hwsteps.step_prefer_rtl),
     ("specialize_layers", hwsteps.step_specialize_layers),
+    ("open_rtl", hwsteps.step_open_rtl),
     ("set_folding", hwsteps.step_set_folding),
     ("minimize_bit_width", hwsteps.step_minimize_bit_width),
     ("estimates", hwsteps.step_estimates),

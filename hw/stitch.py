@@ -321,6 +321,10 @@ def _op_family(op_type: str) -> str:
 def load_model(model):
     from qonnx.core.modelwrapper import ModelWrapper
 
+    from .ops import register
+
+    register()  # a graph may hold qnnflow's own RTL layers
+
     if isinstance(model, (str, Path)):
         p = Path(model)
         if not p.is_file():

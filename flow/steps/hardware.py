@@ -104,12 +104,22 @@ def step_specialize_layers(model: ModelWrapper, cfg: BuildConfig) -> ModelWrappe
     model = model.transform(SpecializeLayers(cfg.fpga_part))
     model = model.transform(GiveUniqueNodeNames())
     model = model.transform(InferShapes())
-    model = model.transform(InferDataTypes())
+    return model.transform(InferDataTypes())
+
+
+def step_open_rtl(model: ModelWrapper, cfg: BuildConfig) -> ModelWrapper:
+    """Layers FINN has only in HLS move onto qnnflow's own RTL cores (hw/ops, hw/rtl) where
+    one implements them, so that the whole accelerator simulates with Verilator."""
+    from hw.ops import open_rtl_layers
+
+    model, moved, kept = open_rtl_layers(model)
+    cfg.extra["open_rtl_layers"] = moved
     hls = [f"{n.name}" for n in model.graph.node if n.op_type.endswith("_hls")]
     cfg.extra["hls_layers"] = hls
     if hls:
         log.warning("layers without an RTL implementation (HLS only, need Vivado to synthesise "
-                    "or simulate): %s", ", ".join(hls))
+                    "or simulate): %s%s", ", ".join(hls),
+                    "".join(f"; {k}: {v}" for k, v in kept.items()))
     return model
 
 

@@ -1,0 +1,55 @@
+"""qnnflow's own RTL layers for what FINN offers only as HLS (hw/rtl/ holds the cores).
+
+`register()` adds them to FINN's RTL op domain through qonnx's registry (never by editing
+FINN), so FINN's graph tools (FIFO and width-converter insertion, PrepareIP, estimates)
+handle them like FINN's own RTL layers. It runs when `hw` is imported; a graph holding
+these ops loads in any process that imported `hw` first. `open_rtl_layers()` is the flow
+step that moves HLS layers onto them.
+"""
+from __future__ import annotations
+
+from .base import DOMAIN, OpenRTLBackend
+from .labelselect import LabelSelect_rtl
+
+# FINN HLS op type -> our RTL op replacing it
+OPEN_CORES: dict[str, type[OpenRTLBackend]] = {
+    "LabelSelect_hls": LabelSelect_rtl,
+}
+
+_registered = False
+
+
+def register() -> None:
+    global _registered
+    if _registered:
+        return
+    from qonnx.custom_op.registry import add_op_to_domain
+
+    for cls in OPEN_CORES.values():
+        add_op_to_domain(DOMAIN, cls)
+    _registered = True
+
+
+def open_rtl_layers(model) -> tuple[object, dict[str, str], dict[str, str]]:
+    """Move every HLS layer that a core of ours implements onto it.
+
+    Returns (model, {node: new op type}, {node: why it stays HLS}) for the report."""
+    from qonnx.custom_op.registry import getCustomOp
+
+    register()
+    moved, kept = {}, {}
+    for node in model.graph.node:
+        cls = OPEN_CORES.get(node.op_type)
+        if cls is None:
+            continue
+        why = cls.supports(node, model)
+        if why:
+            kept[node.name] = why
+            continue
+        new_type = cls.__name__
+        node.op_type, node.domain = new_type, DOMAIN
+        declared = set(getCustomOp(node).get_nodeattr_types())
+        for a in [a for a in node.attribute if a.name not in declared]:
+            node.attribute.remove(a)  # HLS-only attributes (cppsim paths, ...)
+        moved[node.name] = new_type
+    return model, moved, kept
