@@ -22,7 +22,8 @@ def _cmd_build(a) -> int:
     cfg = BuildConfig(out=Path(a.out), model=a.model, checkpoint=a.checkpoint and Path(a.checkpoint),
                       onnx=a.onnx and Path(a.onnx), input_npy=a.input and Path(a.input), board=a.board,
                       clock_mhz=a.clock_mhz, target_fps=a.fps, folding=a.folding, samples=a.samples,
-                      verify=not a.no_verify, rtlsim=not a.no_rtlsim, force=a.force, input_dtype=a.input_dtype)
+                      verify=not a.no_verify, rtlsim=not a.no_rtlsim, force=a.force, input_dtype=a.input_dtype,
+                      topk=a.topk)
     report = run_build(cfg, console=console)
     Console().print(summary_table(report))
     Console().print(f"build written to {cfg.out}/ (report.json, report.txt, steps/, outputs/)")
@@ -217,6 +218,8 @@ def make_parser() -> argparse.ArgumentParser:
     fold = b.add_mutually_exclusive_group()
     fold.add_argument("--fps", type=float, default=100_000.0, help="target images/s for folding (default 100000)")
     fold.add_argument("--folding", help="a FINN folding JSON (PE/SIMD per layer) instead of --fps")
+    b.add_argument("--topk", type=int, default=0, metavar="K",
+                   help="end the accelerator in label select: it outputs the K best class indices")
     b.add_argument("--samples", type=int, default=1000, help="verification samples (default 1000)")
     b.add_argument("--no-verify", action="store_true", help="skip the verification chain")
     b.add_argument("--no-rtlsim", action="store_true", help="skip FIFO insertion/sizing and the Verilator simulation")

@@ -29,6 +29,7 @@ class BuildConfig:
     force: bool = False
     rtlsim: bool = True               # insert/size FIFOs and simulate the stitched RTL (Verilator)
     exact_rounding: bool = True       # False: keep FINN's half-up thresholds (to compare)
+    topk: int = 0                     # > 0: the accelerator ends in label select (top-K indices)
     # set by the runner
     work_dir: Path = field(default=Path("."), repr=False)
     extra: dict = field(default_factory=dict, repr=False)
@@ -44,6 +45,8 @@ class BuildConfig:
             raise FlowError(str(exc)) from None
         if self.clock_mhz is None:
             self.clock_mhz = self.board_info.clock_mhz
+        if self.topk < 0:
+            raise FlowError(f"--topk must be >= 1 (or 0 for logits), got {self.topk}")
         if self.samples < 1:
             raise FlowError(f"--samples must be >= 1, got {self.samples}")
         if self.folding is not None:

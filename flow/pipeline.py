@@ -32,6 +32,7 @@ STEPS: list[tuple[str, Step]] = [
     ("remove_identity_thresholds", fe.step_remove_identity_thresholds),
     ("split_float_tail", fe.step_split_float_tail),
     ("split_layout_head", fe.step_split_layout_head),
+    ("insert_topk", fe.step_insert_topk),
     ("convert_to_hw", hwsteps.step_convert_to_hw),
     ("minimize_bit_width_initial", hwsteps.step_minimize_bit_width),
     ("create_dataflow_partition", hwsteps.step_create_dataflow_partition),
@@ -161,7 +162,7 @@ def build_info(cfg: BuildConfig, model: ModelWrapper) -> dict:
         "input_shape": list(ishape), "samples": cfg.samples,
         "board": cfg.board, "fpga_part": cfg.fpga_part, "clock_mhz": float(cfg.clock_mhz),
         "target_fps": cfg.target_fps, "folding": str(cfg.folding) if cfg.folding else None,
-        "input_source": "mnist", "rtlsim": cfg.rtlsim,
+        "input_source": "mnist", "rtlsim": cfg.rtlsim, "topk": cfg.topk,
     }
     if cfg.onnx is not None or cfg.module is not None and cfg.input_npy is not None:
         from qonnx.core.datatype import DataType

@@ -18,6 +18,9 @@ def assemble_report(info: dict, timings: dict, verify: dict | None, extra: dict)
         "input_dtype": info.get("input_dtype"),
         "float_tail": extra.get("float_tail"),
         "hls_layers": extra.get("hls_layers", []),
+        # HLS-only layers of FINN that run on qnnflow's own RTL cores (hw/rtl): node -> op
+        "open_rtl_layers": extra.get("open_rtl_layers", {}),
+        "topk": info.get("topk") or None,
         "layers": extra.get("layers", []),
         "estimates": extra.get("estimates"),
         "verify": None, "accuracy": {},

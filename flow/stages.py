@@ -36,6 +36,12 @@ def to_integers(y: np.ndarray, tail: FloatTail, stage: str) -> tuple[np.ndarray,
     return ints.astype(np.int64), resid
 
 
+def label_select(ints: np.ndarray, k: int) -> np.ndarray:
+    """The K largest per row, largest first, equal values by lower index (ONNX TopK's order):
+    what an accelerator ending in label select outputs, for stages that end in the logits."""
+    return np.argsort(-ints, axis=1, kind="stable")[:, :k].astype(np.int64)
+
+
 def with_batch(model: ModelWrapper, n: int) -> ModelWrapper:
     """A copy of a plain ONNX/QONNX/FINN (non-HW) graph whose batch dimension is n."""
     m = ModelWrapper(model.model.__deepcopy__())

@@ -172,6 +172,12 @@ def verify_build(build_dir: Path, samples: int | None = None, module=None,
             status("rtlsim")
             rtl = _run_rtlsim(build_dir, x_hw, outputs, timings)
 
+    topk = int(info.get("topk") or 0)
+    if topk:  # the accelerator ends in label select; these stages end in the logits
+        for name in ("brevitas", "qonnx", "streamlined"):
+            if name in outputs:
+                outputs[name] = st.label_select(outputs[name], topk)
+
     out_dir = build_dir / "outputs"
     out_dir.mkdir(exist_ok=True)
     np.save(out_dir / "inputs.npy", x)
@@ -209,10 +215,11 @@ def verify_build(build_dir: Path, samples: int | None = None, module=None,
             e["tie_samples"] = e["tie_samples"][:20]  # the first few, for a look in the report
     accuracy = {}
     top = np.sort(ref, axis=1)
-    argmax_ties = int(np.sum(top[:, -1] == top[:, -2])) if ref.shape[1] > 1 else 0
+    argmax_ties = int(np.sum(top[:, -1] == top[:, -2])) if ref.shape[1] > 1 and not topk else 0
     if labels is not None:
         for name, y in outputs.items():
-            accuracy[name] = round(100.0 * float(np.mean(np.argmax(tail.apply(y), axis=1) == labels)), 2)
+            top1 = y[:, 0] if topk else np.argmax(tail.apply(y), axis=1)
+            accuracy[name] = round(100.0 * float(np.mean(top1 == labels)), 2)
     if progress is not None:
         progress.update(task, description=f"verify: done ({samples} samples)", total=1, completed=1)
     return {

@@ -26,6 +26,7 @@ from ..config import BuildConfig
 from ..errors import FlowError
 from ..transforms import RemoveIdentityThresholds, RoundThresholdsHalfEven, split_float_tail, split_layout_head
 from ..transforms.exact_streamline import ExactStreamline
+from ..transforms.float_tail import FloatTail
 from ..transforms.precise_thresholds import PreciseQuantThresholds
 
 log = logging.getLogger(__name__)
@@ -250,6 +251,29 @@ def step_split_layout_head(model: ModelWrapper, cfg: BuildConfig) -> ModelWrappe
     head.save(cfg.path("layout_head.npz"))
     cfg.extra["layout_head"] = head.describe()
     return model.transform(RemoveUnusedTensors())
+
+
+def step_insert_topk(model: ModelWrapper, cfg: BuildConfig) -> ModelWrapper:
+    """With --topk K: end the integer graph in TopK (FINN's LabelSelect in hardware), so the
+    accelerator outputs the K best class indices. The float tail stays in software and does
+    not change the ranking only if it is one positive scale and one bias for all classes."""
+    from qonnx.transformation.insert_topk import InsertTopK
+
+    if not cfg.topk:
+        return model
+    tail = FloatTail.load(cfg.path("float_tail.npz"))
+    bad = [f"{op} by {c.size} different values" if np.unique(c).size > 1 else f"{op} by {float(c.flat[0]):g}"
+           for op, c in tail.ops
+           if np.unique(c).size > 1 or (op in ("Mul", "Div") and float(c.flat[0]) <= 0)]
+    if bad:
+        raise FlowError(f"--topk: the float tail ({', '.join(bad)}) can reorder the logits, so the "
+                        "integers' top-K is not the model's; build without --topk")
+    out = model.graph.output[0].name
+    classes = int(model.get_tensor_shape(out)[-1])
+    if cfg.topk > classes:
+        raise FlowError(f"--topk {cfg.topk} exceeds the {classes} outputs of the model")
+    model = model.transform(InsertTopK(k=cfg.topk))
+    return model.transform(InferShapes()).transform(InferDataTypes())
 
 
 def integer_input_check(x: np.ndarray, dtype_name: str, what: str) -> np.ndarray:

@@ -112,8 +112,12 @@ def step_open_rtl(model: ModelWrapper, cfg: BuildConfig) -> ModelWrapper:
     one implements them, so that the whole accelerator simulates with Verilator."""
     from hw.ops import open_rtl_layers
 
+    from hw.ops import OPEN_CORES
+
     model, moved, kept = open_rtl_layers(model)
-    cfg.extra["open_rtl_layers"] = moved
+    model = model.transform(GiveUniqueNodeNames())  # names follow the new op types
+    ours = {cls.__name__ for cls in OPEN_CORES.values()}
+    cfg.extra["open_rtl_layers"] = {n.name: n.op_type for n in model.graph.node if n.op_type in ours}
     hls = [f"{n.name}" for n in model.graph.node if n.op_type.endswith("_hls")]
     cfg.extra["hls_layers"] = hls
     if hls:

@@ -177,3 +177,36 @@ def test_module_with_unlowerable_layers_refused_before_long_steps(tmp_path):
     with pytest.raises(FlowError, match=r"cannot lower: .*\(Sigmoid\), .*\(Softmax\)"):
         flow.build(Net().eval(), tmp_path / "b", input_shape=(784,), samples=10)
     assert not (tmp_path / "b").exists()
+
+
+def test_topk_build_ends_in_label_select_core(tmp_path):
+    """--topk 1: the accelerator outputs class indices from our label-select core (all RTL,
+    Verilator-simulated); every stage agrees, the logit stages read through label select."""
+    rep = run_build(BuildConfig(out=tmp_path / "b", model="tfc-w2a2", samples=100, topk=1))
+    assert rep["open_rtl_layers"] == {"LabelSelect_rtl_0": "LabelSelect_rtl"} and not rep["hls_layers"]
+    v = rep["verify"]
+    assert {"brevitas", "streamlined", "hw_python", "intsim", "rtlsim", "rtlsim_stalls"} <= set(v["mismatches"])
+    assert not any(v["mismatches"].values()), v["first_mismatch"]
+    idx = np.load(tmp_path / "b" / "outputs" / "rtlsim.npy")
+    assert idx.shape == (100, 1) and idx.max() <= 9
+    labels = np.load(tmp_path / "b" / "outputs" / "labels.npy")
+    assert rep["accuracy"]["rtlsim"] == pytest.approx(100.0 * np.mean(idx[:, 0] == labels))
+    assert rep["accuracy"]["rtlsim"] > 90
+
+
+def test_topk_refuses_a_reordering_tail_and_bad_k(tmp_path):
+    with pytest.raises(FlowError, match="exceeds the 10 outputs"):
+        run_build(BuildConfig(out=tmp_path / "b", model="tfc-w2a2", samples=10, topk=11))
+    assert not (tmp_path / "b").exists()
+    with pytest.raises(FlowError, match="--topk must be"):
+        BuildConfig(out=tmp_path / "c", model="tfc-w2a2", topk=-1)
+    from flow.steps.frontend import step_insert_topk
+    from flow.transforms.float_tail import FloatTail
+
+    cfg = BuildConfig(out=tmp_path / "d", model="tfc-w2a2", topk=1)
+    cfg.work_dir = tmp_path
+    for tail, why in (([("Mul", np.array([0.5, 2.0], dtype=np.float32))], "Mul by 2 different values"),
+                      ([("Mul", np.array([-0.5], dtype=np.float32))], "Mul by -0.5")):
+        FloatTail(tail).save(tmp_path / "float_tail.npz")
+        with pytest.raises(FlowError, match=why):
+            step_insert_topk(None, cfg)
