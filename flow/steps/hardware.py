@@ -73,7 +73,7 @@ def step_minimize_bit_width(model: ModelWrapper, cfg: BuildConfig) -> ModelWrapp
     model = model.transform(RoundAndClipThresholds())
     model = model.transform(InferDataTypes())
     model = model.transform(MinimizeWeightBitWidth())
-    return model.transform(InferDataTypes())
+    return narrow_weight_types(model.transform(InferDataTypes()), cfg)
 
 
 def step_create_dataflow_partition(model: ModelWrapper, cfg: BuildConfig) -> ModelWrapper:
@@ -95,6 +95,31 @@ def step_prefer_rtl(model: ModelWrapper, cfg: BuildConfig) -> ModelWrapper:
         inst = getCustomOp(node)
         if "preferred_impl_style" in inst.get_nodeattr_types():
             inst.set_nodeattr("preferred_impl_style", "rtl")
+    return narrow_weight_types(model, cfg)
+
+
+def narrow_weight_types(model: ModelWrapper, cfg: BuildConfig) -> ModelWrapper:
+    """On DSP48E1 (7-series) FINN's RTL matrix unit takes only narrow-range weights, and
+    FINN's width minimisation labels weights that reach -2^(b-1) as INTb (not narrow), so a
+    layer using -128 (e.g. power-of-two weights -2^7) fell back to HLS. Label such weights
+    one bit wider: the values are unchanged and the DSP datapath keeps them narrow."""
+    from finn.util.basic import get_dsp_block, get_dsp_datapath_limits
+    from qonnx.core.datatype import DataType
+
+    block = get_dsp_block(cfg.fpga_part)
+    if block != "DSP48E1":
+        return model
+    max_weight = get_dsp_datapath_limits(block)[1]
+    for node in model.graph.node:
+        if not node.op_type.startswith(("MVAU", "VVAU")) or node.op_type.startswith("MVAU_binary"):
+            continue
+        inst = getCustomOp(node)
+        w = model.get_initializer(node.input[1])
+        wdt = DataType[inst.get_nodeattr("weightDataType")]
+        if w is None or not wdt.signed() or not wdt.is_integer() or wdt.name == "BIPOLAR":
+            continue
+        if float(w.min()) == wdt.min() and wdt.bitwidth() + 1 <= max_weight:
+            inst.set_nodeattr("weightDataType", f"INT{wdt.bitwidth() + 1}")
     return model
 
 
@@ -144,10 +169,37 @@ def step_set_folding(model: ModelWrapper, cfg: BuildConfig) -> ModelWrapper:
         if cycles < 1:
             raise FlowError(f"--fps {cfg.target_fps:g} needs less than one clock cycle per image "
                             f"at {cfg.clock_mhz} MHz; lower it")
-        model = model.transform(SetFolding(cycles, two_pass_relaxation=True))
+        model = _fold_open_cores_as_hls(model, SetFolding(cycles, two_pass_relaxation=True))
     model = model.transform(GiveUniqueNodeNames())
     extract_model_config_to_json(model, str(cfg.path("folding_config.json")), FOLDING_ATTRS)
     return model
+
+
+def _fold_open_cores_as_hls(model: ModelWrapper, transform) -> ModelWrapper:
+    """Run FINN's SetFolding with qnnflow's own RTL ops shown under the HLS op type they
+    replace: SetFolding picks its rules by op type name, and for Pool_hls it also sets the
+    SIMD of the depthwise window generator feeding it to the pool's PE (the two must agree:
+    the stream order depends on it). Unnamed, our ops would keep their unfolded PE."""
+    from hw.ops import OPEN_CORES
+
+    hls_name = {cls.__name__: hls for hls, cls in OPEN_CORES.items()}
+    ours = {}
+    for node in model.graph.node:
+        if node.op_type in hls_name:
+            ours[node.name] = (node.op_type, node.domain)
+            node.op_type, node.domain = hls_name[node.op_type], "finn.custom_op.fpgadataflow.hls"
+
+    def restore(m: ModelWrapper) -> ModelWrapper:
+        for node in m.graph.node:
+            if node.name in ours:
+                node.op_type, node.domain = ours[node.name]
+        return m
+
+    try:
+        folded = model.transform(transform)
+    finally:
+        restore(model)
+    return restore(folded)
 
 
 def step_estimates(model: ModelWrapper, cfg: BuildConfig) -> ModelWrapper:

@@ -210,3 +210,23 @@ def test_topk_refuses_a_reordering_tail_and_bad_k(tmp_path):
         FloatTail(tail).save(tmp_path / "float_tail.npz")
         with pytest.raises(FlowError, match=why):
             step_insert_topk(None, cfg)
+
+
+def test_power_of_two_weights_reaching_minus_128_build_all_rtl(tmp_path):
+    """tfc-po2's weights include -2^7 = -128: FINN labels them INT8 (not narrow), which its RTL
+    matrix unit refuses on DSP48E1; one bit wider they stay RTL and simulate bit-exact."""
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.custom_op.registry import getCustomOp
+
+    from flow.pipeline import final_graph
+
+    rep = run_build(BuildConfig(out=tmp_path / "b", model="tfc-po2", samples=100))
+    assert rep["hls_layers"] == []
+    assert rep["verify"]["mismatches"]["rtlsim"] == 0 and rep["verify"]["mismatches"]["rtlsim_stalls"] == 0
+    m = ModelWrapper(str(final_graph(tmp_path / "b")))
+    widened = 0
+    for n in m.get_nodes_by_op_type("MVAU_rtl"):
+        w, wdt = m.get_initializer(n.input[1]), getCustomOp(n).get_input_datatype(1)
+        assert w.min() > wdt.min()  # narrow range, as the DSP48E1 datapath needs
+        widened += int(w.min() == -128)
+    assert widened >= 1
