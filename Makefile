@@ -7,7 +7,7 @@ STAMP := $(VENV)/.qnnflow-installed
 SAMPLES ?= 1000
 TEST_ARGS ?=
 
-.PHONY: install demo test test-slow bench train clean distclean
+.PHONY: install demo test test-slow bench train zoo-table clean distclean
 
 install: $(STAMP)
 
@@ -38,6 +38,9 @@ bench: install
 
 train: install
 	$(VENV)/bin/qnnflow train tfc-w2a2
+
+zoo-table: install
+	$(PY) -c "from flow.cli import update_readme_zoo; update_readme_zoo('README.md')"
 
 clean:
 	rm -rf build

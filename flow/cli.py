@@ -140,6 +140,33 @@ def _cmd_synth(a) -> int:
     return 0
 
 
+def zoo_markdown(rows: list[dict]) -> str:
+    """The README's zoo table (README.md holds this command's output between markers)."""
+    out = ["| model | MNIST test top-1 % | target % | epochs | training s (2 cores) | command |",
+           "|---|---|---|---|---|---|"]
+    for r in rows:
+        name = r["name"] + ("" if r["buildable"] else " (float reference)")
+        target = "-" if r["target"] is None else f"{r['target']:.2f} ({r['target_source']})"
+        out.append(f"| {name} | {r['accuracy']:.2f} | {target} | {r['epochs']} | {r['train_seconds']:.0f} "
+                   f"| `{r['command']}` |")
+    return "\n".join(out)
+
+
+def update_readme_zoo(path: str | Path = "README.md") -> None:
+    """Rewrite the zoo table between README.md's markers (`make zoo-table`)."""
+    import re
+
+    from models.zoo import list_shipped
+
+    p = Path(path)
+    text, n = re.subn(r"<!-- zoo:begin -->\n.*?<!-- zoo:end -->",
+                      lambda m: f"<!-- zoo:begin -->\n{zoo_markdown(list_shipped())}\n<!-- zoo:end -->",
+                      p.read_text(), flags=re.S)
+    if n != 1:
+        raise FlowError(f"{p} has no <!-- zoo:begin --> ... <!-- zoo:end --> block")
+    p.write_text(text)
+
+
 def _cmd_zoo(a) -> int:
     import json
 
@@ -152,11 +179,7 @@ def _cmd_zoo(a) -> int:
         print(json.dumps(rows, indent=2))
         return 0
     if a.markdown:
-        print("| model | MNIST test top-1 % | epochs | training s (2 cores) | command |")
-        print("|---|---|---|---|---|")
-        for r in rows:
-            name = r["name"] + ("" if r["buildable"] else " (float reference)")
-            print(f"| {name} | {r['accuracy']:.2f} | {r['epochs']} | {r['train_seconds']:.0f} | `{r['command']}` |")
+        print(zoo_markdown(rows))
         return 0
     t = Table(title="qnnflow zoo: shipped checkpoints (MNIST test top-1, float forward in PyTorch)")
     for col in ("name", "accuracy %", "epochs", "train s", "command"):

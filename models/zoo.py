@@ -104,6 +104,27 @@ def load_checkpoint(path: str | Path, name: str | None = None) -> tuple[nn.Modul
     return model, meta
 
 
+# MNIST test top-1 targets: Brevitas's published bnn_pynq figures (ANCHORS.md); relative ones
+# against the float reference of the same architecture trained the same way
+PUBLISHED_TARGETS = {"tfc-w1a1": 93.17, "tfc-w2a2": 96.60, "sfc-w1a1": 97.81, "sfc-w2a2": 98.66,
+                     "lfc-w1a1": 98.88}
+FLOAT_MARGIN = {"po2": 0.5, "w4a4": 0.3, "w8a8": 0.3}
+CONV_TARGET = 99.0
+
+
+def accuracy_target(name: str, float_accuracy: dict[str, float]) -> tuple[float | None, str]:
+    """(target top-1 %, where it comes from) for a zoo name, None where there is none."""
+    mn = parse_name(name)
+    if name in PUBLISHED_TARGETS:
+        return PUBLISHED_TARGETS[name], "Brevitas bnn_pynq"
+    if mn.preset in FLOAT_MARGIN and f"{mn.arch}-fp32" in float_accuracy:
+        m = FLOAT_MARGIN[mn.preset]
+        return round(float_accuracy[f"{mn.arch}-fp32"] - m, 2), f"{mn.arch}-fp32 - {m}"
+    if mn.arch in CNN_ARCHS and mn.preset != "fp32":
+        return CONV_TARGET, "conv net"
+    return None, ""
+
+
 def checkpoint_dir() -> Path:
     return Path(str(importlib.resources.files("models") / "checkpoints"))
 
@@ -123,4 +144,8 @@ def list_shipped() -> list[dict]:
             "checkpoint": str(path), "buildable": get_preset(meta["preset"]).buildable
             if meta.get("preset") in PRESETS else True,
         })
+    floats = {r["name"]: r["accuracy"] for r in rows if r["preset"] == "fp32"}
+    for r in rows:
+        r["target"], r["target_source"] = accuracy_target(r["name"], floats)
+        r["meets_target"] = None if r["target"] is None else bool(r["accuracy"] >= r["target"])
     return rows

@@ -78,3 +78,29 @@ def test_zoo_lists_shipped_checkpoints_with_provenance():
 def test_eval_command():
     out = subprocess.run([sys.executable, "-m", "flow.cli", "eval", "tfc-w2a2"], capture_output=True, text=True)
     assert out.returncode == 0 and "top-1 97.49 %" in out.stdout
+
+
+def test_readme_zoo_table_is_the_command_output():
+    """README.md's accuracy table is `qnnflow zoo --markdown`, not typed by hand."""
+    import re
+    from pathlib import Path
+
+    from flow.cli import zoo_markdown
+    from models.zoo import list_shipped
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = re.search(r"<!-- zoo:begin -->\n(.*?)\n?<!-- zoo:end -->", readme, re.S)
+    assert block, "README.md lacks the zoo table markers"
+    assert block.group(1).strip() == zoo_markdown(list_shipped()).strip(), \
+        "README's zoo table is stale: paste the output of `qnnflow zoo --markdown`"
+
+
+def test_targets_follow_the_published_figures_and_the_float_reference():
+    from models.zoo import accuracy_target
+
+    floats = {"tfc-fp32": 98.23}
+    assert accuracy_target("tfc-w2a2", floats) == (96.60, "Brevitas bnn_pynq")
+    assert accuracy_target("tfc-w4a4", floats)[0] == 97.93
+    assert accuracy_target("tfc-po2", floats)[0] == 97.73
+    assert accuracy_target("lenet5-w2a2", floats)[0] == 99.0
+    assert accuracy_target("tfc-fp32", floats) == (None, "")
