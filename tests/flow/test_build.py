@@ -230,3 +230,15 @@ def test_power_of_two_weights_reaching_minus_128_build_all_rtl(tmp_path):
         assert w.min() > wdt.min()  # narrow range, as the DSP48E1 datapath needs
         widened += int(w.min() == -128)
     assert widened >= 1
+
+
+def test_python_api_argument_forms(tmp_path):
+    import flow
+
+    with pytest.raises(FlowError, match="no batch axis"):
+        flow.build(torch.nn.Identity(), torch.zeros(784), tmp_path / "a")
+    with pytest.raises(FlowError, match="contradicts"):
+        flow.build(torch.nn.Identity(), torch.zeros(1, 784), tmp_path / "a", input_shape=(28, 28))
+    with pytest.raises(FlowError, match="call flow.build"):
+        flow.build(torch.nn.Identity())
+    assert not (tmp_path / "a").exists()

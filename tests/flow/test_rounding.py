@@ -73,7 +73,7 @@ def test_bnn_pynq_tfc_full_mnist_test_set(tmp_path):
 
     torch.manual_seed(0)
     net, _ = model_with_cfg("tfc_2w2a", pretrained=False)
-    rep = flow.build(net.eval(), tmp_path / "b", input_shape=(784,), samples=10000)
+    rep = flow.build(net.eval(), torch.zeros(1, 784), tmp_path / "b", samples=10000)  # the API form
     assert rep["verify"]["samples"] == 10000
     assert rep["verify"]["mismatches"] == {s: 0 for s in ("brevitas", "qonnx", "streamlined", "hw_python", "intsim",
                                                           "rtlsim", "rtlsim_stalls")}
