@@ -8,7 +8,8 @@ and written as one module, `qnnflow_top`:
 
 - an MVAU/VVAU with decoupled weights gets its `<node>_memstream_wrapper`, whose
   m_axis_0 drives the layer's in1_V weight stream; its INIT_FILE is overridden;
-- a Thresholding layer's THRESHOLDS_PATH is overridden;
+- a Thresholding layer's THRESHOLDS_PATH is overridden, as is the MEM_PATH of our own
+  cores (hw/ops) that hold weights or thresholds;
 - AXI-lite ports are tied off (inputs 0, outputs open), as is Thresholding's
   set-selection stream (in1_V, ignored for one threshold set);
 - every StreamingFIFO's `maxcount` is concatenated into the port `fifo_maxcount`
@@ -452,6 +453,8 @@ def stitch(model, rtl_dir: Path, *, codegen_fallback: Path | None = None) -> Sti
         overrides = []
         if "THRESHOLDS_PATH" in params:
             overrides.append(f'.THRESHOLDS_PATH("mem/{top_mod}_")')
+        if "MEM_PATH" in params:  # qnnflow's own cores (hw/ops/base.py)
+            overrides.append(f'.MEM_PATH("mem/{top_mod}_")')
         s_in, s_out = f"s{i}", f"s{i + 1}"
         conns = []
         for port, direction in ports.items():

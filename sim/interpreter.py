@@ -29,11 +29,16 @@ VALUE_PRESERVING = ("StreamingFIFO", "StreamingDataWidthConverter", "Reshape", "
                     "Unsqueeze", "Identity", "Transpose")
 
 
+# qnnflow's own RTL ops (hw/ops) that implement a FINN op under another name
+OP_ALIASES = {"MVAU_binary": "MVAU"}
+
+
 def generic_op(op_type: str) -> str:
     for suffix in ("_rtl", "_hls"):
         if op_type.endswith(suffix):
-            return op_type[: -len(suffix)]
-    return op_type
+            op_type = op_type[: -len(suffix)]
+            break
+    return OP_ALIASES.get(op_type, op_type)
 
 
 def _attrs(node) -> dict:

@@ -183,16 +183,18 @@ def _fold_open_cores_as_hls(model: ModelWrapper, transform) -> ModelWrapper:
     from hw.ops import OPEN_CORES
 
     hls_name = {cls.__name__: hls for hls, cls in OPEN_CORES.items()}
-    ours = {}
-    for node in model.graph.node:
+    ours = {}  # node index -> (op type, domain); SetFolding renames nodes but keeps their order
+    for i, node in enumerate(model.graph.node):
         if node.op_type in hls_name:
-            ours[node.name] = (node.op_type, node.domain)
+            ours[i] = (node.op_type, node.domain)
             node.op_type, node.domain = hls_name[node.op_type], "finn.custom_op.fpgadataflow.hls"
 
     def restore(m: ModelWrapper) -> ModelWrapper:
-        for node in m.graph.node:
-            if node.name in ours:
-                node.op_type, node.domain = ours[node.name]
+        nodes = m.graph.node
+        if len(nodes) != len(model.graph.node):
+            raise FlowError(f"{type(transform).__name__} changed the number of layers")
+        for i, (op_type, domain) in ours.items():
+            nodes[i].op_type, nodes[i].domain = op_type, domain
         return m
 
     try:

@@ -8,12 +8,16 @@ step that moves HLS layers onto them.
 """
 from __future__ import annotations
 
-from .base import DOMAIN, OpenRTLBackend
+from .base import DOMAIN, GENERIC_DOMAIN, OpenRTLBackend
 from .labelselect import LabelSelect_rtl
+from .mvu_binary import MVAU_binary_rtl
+from .pool import Pool_rtl
 
 # FINN HLS op type -> our RTL op replacing it
 OPEN_CORES: dict[str, type[OpenRTLBackend]] = {
     "LabelSelect_hls": LabelSelect_rtl,
+    "MVAU_hls": MVAU_binary_rtl,
+    "Pool_hls": Pool_rtl,
 }
 
 _registered = False
@@ -27,6 +31,8 @@ def register() -> None:
 
     for cls in OPEN_CORES.values():
         add_op_to_domain(DOMAIN, cls)
+        for generic in cls.GENERIC_OPS:  # their python form, under FINN's generic HW domain
+            add_op_to_domain(GENERIC_DOMAIN, generic)
     _registered = True
 
 

@@ -1,7 +1,8 @@
 """Convolutional networks through the whole flow, bit-exact in every stage.
 
 LeNet-5 (w2a2, seeded random weights, BatchNorm/activation scales calibrated on MNIST so
-that activations are not degenerate) on 100 MNIST test images; a small 3-channel all-RTL
+that activations are not degenerate) on 100 MNIST test images, all RTL (its max pools on
+qnnflow's own core) and simulated with Verilator; a small 3-channel all-RTL
 conv net whose NCHW -> NHWC layout head is a real permutation (with one channel it is the
 identity in memory order, which would hide a head applied wrongly or not at all) and which
 Verilator simulates; a depthwise conv (VVAU); and the localisation of a corrupted layer.
@@ -64,14 +65,42 @@ def test_lenet5_hardware_layers(lenet_build):
     compute = [op for op in ops if not op.startswith(("StreamingFIFO", "StreamingDataWidthConverter"))]
     assert compute == [
         "FMPadding_rtl", "ConvolutionInputGenerator_rtl", "MVAU_rtl", "Thresholding_rtl",  # conv 5x5, pad 2
-        "ConvolutionInputGenerator_rtl", "Pool_hls",                                      # maxpool 2
+        "ConvolutionInputGenerator_rtl", "Pool_rtl",                                      # maxpool 2
         "ConvolutionInputGenerator_rtl", "MVAU_rtl", "Thresholding_rtl",                  # conv 5x5
-        "ConvolutionInputGenerator_rtl", "Pool_hls",                                      # maxpool 2
+        "ConvolutionInputGenerator_rtl", "Pool_rtl",                                      # maxpool 2
         "MVAU_rtl", "Thresholding_rtl", "MVAU_rtl", "Thresholding_rtl", "MVAU_rtl",       # FC 120, 84, 10
     ]
-    # MaxPool has no RTL implementation in FINN: the only HLS layers, named in the report
-    assert report["hls_layers"] == ["Pool_hls_0", "Pool_hls_1"]
-    assert "rtlsim" in report["verify"]["skipped"]
+    # MaxPool has no RTL implementation in FINN: FINN's Pool_hls moved onto qnnflow's core
+    assert report["hls_layers"] == []
+    assert report["open_rtl_layers"] == {"Pool_rtl_0": "Pool_rtl", "Pool_rtl_1": "Pool_rtl"}
+
+
+def test_lenet5_all_rtl_passes_rtlsim(lenet_build):
+    """With the pools on hw/rtl/qnn_pool.sv the whole LeNet-5 simulates with Verilator: bit-exact
+    with and without random stalls, at FINN's estimated initiation interval."""
+    out, report = lenet_build
+    v = report["verify"]
+    assert "rtlsim" not in v["skipped"]
+    for stage in ("rtlsim", "rtlsim_stalls"):
+        assert stage in v["stages"] and v["mismatches"][stage] == 0, (stage, v["first_mismatch"].get(stage))
+    assert np.array_equal(np.load(out / "outputs" / "rtlsim.npy"), np.load(out / "outputs" / "intsim.npy"))
+    r = report["rtlsim"]
+    assert r["images"] == 100
+    assert r["cycles_per_image"] <= r["estimated_cycles_per_image"] * 1.02
+    # FINN's SetFolding folds Pool_rtl as it folds Pool_hls: the window generator's SIMD follows the PE
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.custom_op.registry import getCustomOp
+
+    import hw.ops
+
+    hw.ops.register()
+    g = ModelWrapper(str(find_step(out, STEPS[-1][0])))
+    for node in g.get_nodes_by_op_type("Pool_rtl"):
+        swg = g.find_producer(node.input[0])
+        while not swg.op_type.startswith("ConvolutionInputGenerator"):  # through FIFOs
+            swg = g.find_producer(swg.input[0])
+        assert getCustomOp(swg).get_nodeattr("SIMD") == getCustomOp(node).get_nodeattr("PE")
+    assert [getCustomOp(n).get_nodeattr("PE") for n in g.get_nodes_by_op_type("Pool_rtl")] == [2, 1]
 
 
 def test_lenet5_layout_head_in_software(lenet_build):

@@ -1,0 +1,64 @@
+"""Pool_rtl: FINN's Pool (MaxPool, QuantAvgPool, AccPool) on hw/rtl/qnn_pool.sv.
+
+Like Pool_hls it consumes a depthwise ConvolutionInputGenerator's stream (per output
+pixel: CHANNELS/PE channel folds, each KH*KW beats of PE elements) and emits one beat
+per channel fold; the core reduces every KH*KW beats lane by lane. It takes one beat
+per cycle, so FINN's Pool.get_exp_cycles holds as it is (checked in tests/hw/test_pool.py).
+"""
+from __future__ import annotations
+
+import numpy as np
+from finn.custom_op.fpgadataflow.pool import Pool
+
+from .base import OpenRTLBackend
+
+FUNCTIONS = ("MaxPool", "QuantAvgPool", "AccPool")
+
+
+class Pool_rtl(Pool, OpenRTLBackend):
+    CORE = "qnn_pool"
+    CORE_FILES = ("qnn_pool.sv",)
+
+    def get_nodeattr_types(self):
+        attrs = Pool.get_nodeattr_types(self)
+        attrs.update(OpenRTLBackend.get_nodeattr_types(self))
+        return attrs
+
+    def core_params(self):
+        fxn = self.get_nodeattr("Function")
+        idt, odt = self.get_input_datatype(), self.get_output_datatype()
+        return {
+            "PE": int(self.get_nodeattr("PE")),
+            "KERNEL": int(np.prod(self.get_nodeattr("KernelSize"))),
+            "IBITS": int(idt.bitwidth()),
+            # BIPOLAR is stored as 0 (-1) / 1 (+1): ordered like unsigned bits, not like INT1
+            "SIGNED": bool(idt.signed()) and idt.name != "BIPOLAR",
+            "ACCUMULATE": fxn != "MaxPool",
+            "SHIFT": int(self.get_nodeattr("Size")) if fxn == "QuantAvgPool" else 0,
+            "OBITS": int(odt.bitwidth()),
+        }
+
+    @classmethod
+    def supports(cls, node, model):
+        from qonnx.custom_op.registry import getCustomOp
+
+        inst = getCustomOp(node)
+        fxn = inst.get_nodeattr("Function")
+        if fxn not in FUNCTIONS:
+            return (f"Function {fxn} (the core does {', '.join(FUNCTIONS)}; AvgPool divides by the "
+                    "window size, which has no integer form here)")
+        idt, odt = inst.get_input_datatype(), inst.get_output_datatype()
+        if not idt.is_integer() or not odt.is_integer():
+            return f"{idt.name} -> {odt.name} pooling (the core handles integers)"
+        if fxn != "MaxPool":
+            if idt.name == "BIPOLAR":
+                return f"{fxn} of BIPOLAR values (the core sums the 0/1 codes, not -1/+1)"
+            k = int(np.prod(inst.get_nodeattr("KernelSize")))
+            shift = int(inst.get_nodeattr("Size")) if fxn == "QuantAvgPool" else 0
+            sum_bits = int(idt.bitwidth()) + int(np.ceil(np.log2(k)))
+            if int(odt.bitwidth()) + shift > sum_bits:
+                return (f"{odt.name} output after a shift by {shift} needs more than the {sum_bits}-bit "
+                        f"sum of {k} {idt.name} values")
+            if idt.signed() != odt.signed():
+                return f"{fxn} from {idt.name} to {odt.name} (mixed signedness)"
+        return None

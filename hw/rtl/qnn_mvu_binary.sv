@@ -1,0 +1,260 @@
+// qnnflow: binary matrix-vector unit, FINN's MVAU semantics for the layers FINN's RTL MVU
+// refuses (1-bit weights), built from LUTs only: no multiplier, so no DSP.
+//
+// y = W x for an MH x MW matrix W, folded like FINN's MVAU: PE output channels in parallel,
+// SIMD inputs per beat, SF = MW/SIMD beats per input vector, NF = MH/PE output beats.
+// Two arithmetic modes:
+//   XNOR = 1: inputs and weights are bits standing for -1 (0) and +1 (1); acc = number of
+//             lanes where they agree (FINN's binaryXnorMode, and BIPOLAR x BIPOLAR);
+//   XNOR = 0: weights are -1 (0) / +1 (1), inputs IBITS-bit integers; acc = sum of +-x.
+// Output: the accumulator (N_THR = 0), or #(acc >= T[c][j]) + ACT_VAL (embedded thresholds;
+// a BIPOLAR output is the 0/1 count itself, which FINN packs as -1/+1).
+//
+// Timing: one (nf, sf) step per cycle, NF*SF cycles per vector, FINN's estimate. The input
+// vector streams in during the nf = 0 pass (one beat per cycle) and is replayed from a
+// buffer for the other NF-1 passes, so the input is held off (s_tready low) meanwhile.
+//
+// Memories ($readmemh, hex, one word per line):
+//   WEIGHTS_FILE:    NF*SF words of PE*SIMD bits; word nf*SF + sf, bit p*SIMD + s holds the
+//                    weight of output channel nf*PE + p and input sf*SIMD + s (1 = +1);
+//   THRESHOLDS_FILE: NF words of PE*N_THR*ACC_BITS bits; word nf, field p*N_THR + j holds
+//                    threshold j of channel nf*PE + p (two's complement).
+// Both are plain arrays read synchronously, so synthesis may map them to LUTRAM or BRAM.
+module qnn_mvu_binary #(
+	int unsigned MW = 16,
+	int unsigned MH = 16,
+	int unsigned PE = 1,
+	int unsigned SIMD = 1,
+	bit          XNOR = 1,
+	int unsigned IBITS = 1,      // bits per input element (1 in XNOR mode)
+	bit          ISIGNED = 0,    // inputs are two's complement (XNOR = 0 only)
+	// signed width holding every partial sum of a row and every threshold (the caller clips
+	// thresholds to [acc min, acc max + 1], which keeps #(acc >= T) unchanged)
+	int unsigned ACC_BITS = 8,
+	int unsigned N_THR = 0,      // thresholds per channel; 0: the accumulator is the output
+	int          ACT_VAL = 0,
+	int unsigned OBITS = 8,      // bits per output element
+	parameter    WEIGHTS_FILE = "",
+	parameter    THRESHOLDS_FILE = "",
+	int unsigned IWIDTH = SIMD * IBITS,
+	int unsigned OWIDTH = PE * OBITS
+)(
+	input  logic  clk,
+	input  logic  rst_n,
+
+	input  logic [IWIDTH-1:0]  s_tdata,
+	input  logic  s_tvalid,
+	output logic  s_tready,
+
+	output logic [OWIDTH-1:0]  m_tdata,
+	output logic  m_tvalid,
+	input  logic  m_tready
+);
+	localparam int unsigned SF = MW / SIMD;
+	localparam int unsigned NF = MH / PE;
+	localparam int unsigned WMEM = NF * SF;
+	localparam int unsigned SF_BITS = SF > 1 ? $clog2(SF) : 1;
+	localparam int unsigned NF_BITS = NF > 1 ? $clog2(NF) : 1;
+	localparam int unsigned WA_BITS = WMEM > 1 ? $clog2(WMEM) : 1;
+	// A lane's term in sum mode is x for w = +1 and ~x = -x - 1 for w = -1 (an inversion, not
+	// a negation: the missing +1 per -1 weight is added once per beat as a count, which saves
+	// an adder per lane). ~x of a signed x stays in its IBITS; an unsigned x needs a sign bit.
+	localparam int unsigned TERM_BITS = XNOR ? 1 : (ISIGNED ? IBITS : IBITS + 1);
+	localparam int unsigned SIMD_LOG = SIMD > 1 ? $clog2(SIMD) : 0;
+	localparam int unsigned PSUM_BITS = TERM_BITS + SIMD_LOG;
+	localparam int unsigned NCNT_BITS = 1 + SIMD_LOG;
+	localparam int unsigned CNT_BITS = N_THR > 0 ? $clog2(N_THR + 1) : 1;
+
+	typedef logic signed [ACC_BITS-1:0] acc_t;
+
+	// ---- issue: one (nf, sf) step per cycle -----------------------------------------
+	// The whole pipeline moves together and stops only while the output register is full
+	// and not read, so nothing can be lost and no ready signal needs a skid buffer.
+	logic  en;
+	assign en = !m_tvalid || m_tready;
+
+	logic [SF_BITS-1:0]  sf;
+	logic [NF_BITS-1:0]  nf;
+	logic [WA_BITS-1:0]  waddr;
+	logic  first_pass;
+	assign first_pass = nf == '0;
+	assign s_tready = en && first_pass;
+	logic  issue;
+	assign issue = en && (!first_pass || s_tvalid);
+
+	always_ff @(posedge clk) begin
+		if (!rst_n) begin
+			sf <= '0;
+			nf <= '0;
+			waddr <= '0;
+		end else if (issue) begin
+			if (int'(sf) == SF - 1) begin
+				sf <= '0;
+				if (int'(nf) == NF - 1) begin
+					nf <= '0;
+					waddr <= '0;
+				end else begin
+					nf <= nf + 1;
+					waddr <= waddr + 1;
+				end
+			end else begin
+				sf <= sf + 1;
+				waddr <= waddr + 1;
+			end
+		end
+	end
+
+	// ---- stage 1: weights and inputs ------------------------------------------------
+	logic [PE*SIMD-1:0]  wmem [WMEM];
+	initial $readmemh(WEIGHTS_FILE, wmem);
+
+	logic [PE*SIMD-1:0]  w1;
+	logic [IWIDTH-1:0]   x1;
+	logic  v1, first1, last1;
+	logic [NF_BITS-1:0]  nf1;
+
+	if (NF > 1) begin : gen_replay
+		// the input vector, kept for the passes nf > 0
+		logic [IWIDTH-1:0]  ibuf [SF];
+		always_ff @(posedge clk) begin
+			if (issue && first_pass)
+				ibuf[sf] <= s_tdata;
+			if (en)
+				x1 <= first_pass ? s_tdata : ibuf[sf];
+		end
+	end : gen_replay
+	else begin : gen_stream
+		always_ff @(posedge clk) begin
+			if (en)
+				x1 <= s_tdata;
+		end
+	end : gen_stream
+
+	always_ff @(posedge clk) begin
+		if (en) begin
+			w1 <= wmem[waddr];
+			first1 <= sf == '0;
+			last1 <= int'(sf) == SF - 1;
+			nf1 <= nf;
+		end
+	end
+
+	// ---- stage 2: one beat's sum per PE (adder trees) -------------------------------
+	logic [PSUM_BITS-1:0]  psum2 [PE];   // XNOR: matches (unsigned); sum mode: sum of x / ~x
+	logic [NCNT_BITS-1:0]  ncnt2 [PE];   // sum mode: number of -1 weights in the beat
+	logic  v2, first2, last2;
+	logic [NF_BITS-1:0]  nf2;
+
+	for (genvar p = 0; p < PE; p++) begin : gen_pe
+		logic [SIMD*TERM_BITS-1:0]  terms;
+		logic [PSUM_BITS-1:0]  psum;
+		if (XNOR) begin : gen_match
+			assign terms = x1 ~^ w1[p*SIMD +: SIMD];
+		end : gen_match
+		else begin : gen_signed_terms
+			for (genvar s = 0; s < SIMD; s++) begin : gen_lane
+				// sign- or zero-extended x, inverted where the weight is -1
+				logic [TERM_BITS-1:0]  x;
+				if (ISIGNED) begin : gen_sext
+					assign x = TERM_BITS'($signed(x1[s*IBITS +: IBITS]));
+				end : gen_sext
+				else begin : gen_zext
+					assign x = TERM_BITS'(x1[s*IBITS +: IBITS]);
+				end : gen_zext
+				assign terms[s*TERM_BITS +: TERM_BITS] = w1[p*SIMD + s] ? x : ~x;
+			end : gen_lane
+		end : gen_signed_terms
+		qnn_mvu_binary_addtree #(.N(SIMD), .W(TERM_BITS), .SIGNED(!XNOR)) tree (.terms(terms), .sum(psum));
+
+		if (XNOR) begin : gen_no_ncnt
+			always_ff @(posedge clk) begin
+				if (en) begin
+					psum2[p] <= psum;
+					ncnt2[p] <= '0;
+				end
+			end
+		end : gen_no_ncnt
+		else begin : gen_ncnt
+			logic [NCNT_BITS-1:0]  ncnt;
+			qnn_mvu_binary_addtree #(.N(SIMD), .W(1), .SIGNED(0)) negs (.terms(~w1[p*SIMD +: SIMD]), .sum(ncnt));
+			always_ff @(posedge clk) begin
+				if (en) begin
+					psum2[p] <= psum;
+					ncnt2[p] <= ncnt;
+				end
+			end
+		end : gen_ncnt
+	end : gen_pe
+
+	always_ff @(posedge clk) begin
+		if (en) begin
+			first2 <= first1;
+			last2 <= last1;
+			nf2 <= nf1;
+		end
+	end
+
+	// ---- stage 3: accumulate over the SF beats of a row -----------------------------
+	acc_t  acc3 [PE];
+	logic  v3;  // acc3 holds finished rows
+
+	for (genvar p = 0; p < PE; p++) begin : gen_acc
+		acc_t  beat;
+		assign beat = XNOR ? acc_t'(psum2[p]) : acc_t'($signed(psum2[p])) + acc_t'(ncnt2[p]);
+		always_ff @(posedge clk) begin
+			if (en && v2)
+				acc3[p] <= (first2 ? acc_t'(0) : acc3[p]) + beat;
+		end
+	end : gen_acc
+
+	// ---- stage 4: activation into the output register -------------------------------
+	logic [OWIDTH-1:0]  y;
+
+	if (N_THR == 0) begin : gen_acc_out
+		// the value fits OBITS (FINN's output type is the accumulator's): truncation is exact
+		always_comb begin
+			for (int unsigned p = 0; p < PE; p++)
+				y[p*OBITS +: OBITS] = OBITS'(acc3[p]);
+		end
+		logic  unused_nf;
+		assign unused_nf = ^nf2;  // the channel fold selects thresholds only
+	end : gen_acc_out
+	else begin : gen_thresholds
+		logic [PE*N_THR*ACC_BITS-1:0]  tmem [NF];
+		initial $readmemh(THRESHOLDS_FILE, tmem);
+		logic [PE*N_THR*ACC_BITS-1:0]  thr3;
+		always_ff @(posedge clk) begin
+			if (en)
+				thr3 <= tmem[nf2];
+		end
+		always_comb begin
+			for (int unsigned p = 0; p < PE; p++) begin
+				logic [CNT_BITS-1:0]  cnt;
+				cnt = '0;
+				// thresholds need not be sorted: every comparison counts
+				for (int unsigned j = 0; j < N_THR; j++)
+					cnt += CNT_BITS'(acc3[p] >= $signed(thr3[(p*N_THR + j)*ACC_BITS +: ACC_BITS]));
+				y[p*OBITS +: OBITS] = OBITS'(int'(cnt) + ACT_VAL);
+			end
+		end
+	end : gen_thresholds
+
+	always_ff @(posedge clk) begin
+		if (!rst_n) begin
+			v1 <= 0;
+			v2 <= 0;
+			v3 <= 0;
+			m_tvalid <= 0;
+		end else if (en) begin
+			v1 <= issue;
+			v2 <= v1;
+			v3 <= v2 && last2;
+			m_tvalid <= v3;
+		end
+	end
+	always_ff @(posedge clk) begin
+		if (en)
+			m_tdata <= y;
+	end
+endmodule : qnn_mvu_binary
+
