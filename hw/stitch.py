@@ -93,9 +93,200 @@ def _blank_init_file(text: str) -> str:
     return new if n else text
 
 
+# ---------------------------------------------------------------------------------
+# Simulation speed: Verilator-only recodings (`ifdef VERILATOR`; Yosys synthesis of
+# the same copies, hw/synth.py, still reads FINN's code). Each keeps every value at
+# the module's ports on every cycle where it is valid, so outputs and cycle counts
+# are unchanged. With the compiler flags of hw/rtlsim.py they make the simulation of
+# tfc-w2a2 ~3x faster (0.9 -> 2.8 M cycles/s on a shared 2-core machine).
+
+def _replace_once(text: str, old: str, new: str, what: str) -> str:
+    if text.count(old) != 1:
+        raise HwError(f"finn-rtllib/{what} changed ({old.strip()[:60]!r} not found once); "
+                      "update hw/stitch.py's Verilator fix for the installed FINN version")
+    return text.replace(old, new)
+
+
+# mvu.sv: which model runs is a Verilator define (hw.rtlsim passes -DQNNFLOW_FINN_DSP_LANES
+# for finn_dsp_lanes=True), so one copy of the sources (and its hash) serves both
+_MVU_EXACT_DEFINE = """\
+// qnnflow: under Verilator, mvu below computes its dot products exactly instead of
+// through FINN's behavioural model of packed DSP lanes (see genExact), unless
+// QNNFLOW_FINN_DSP_LANES is defined (hw.rtlsim(..., finn_dsp_lanes=True)).
+`ifdef VERILATOR
+`ifndef QNNFLOW_FINN_DSP_LANES
+`define QNNFLOW_EXACT_MVU
+`endif
+`endif
+
+"""
+
+_MVU_EXACT = """\
+`ifdef QNNFLOW_EXACT_MVU
+	// qnnflow (Verilator only): the exact dot product, with the DSP lanes' timing.
+	// FINN's lane model (below, under `else) packs several PEs into each 48-bit DSP
+	// product and undoes the packing with per-SIMD canaries and registered SIMD
+	// adder trees; simulated, that was half of all the work per cycle. Here: stage #1
+	// registers sum(w*a) over SIMD (= the products B1*AD1 summed; zeroed by zero or
+	// rst as B1 and AD1 are), #2 delays it (M2), #3 accumulates it per row (P3, restarted
+	// by L[3] as there), and PIPELINE_DEPTH-3 stages delay the result as the adder trees
+	// and Res5 do. Arithmetic modulo 2^32 (2^64) truncated to ACCU_WIDTH: the same p at
+	// every vld as the lanes wherever their packing holds. It holds when the weights
+	// are narrow (checked below: a violation stops the simulation, since only the
+	// lane model shows what the DSPs would compute) and the accumulator is wide
+	// enough (a wrong sum differs from the reference, so the comparison catches it).
+	if(1) begin : genExact
+		localparam int unsigned  SUM_WIDTH = ACCU_WIDTH <= 32? 32 : 64;
+		typedef logic [SUM_WIDTH-1:0]  sum_t;
+		// sign extension as (x ^ sign) - sign: no signed arithmetic for Verilator to widen
+		localparam sum_t  WSIGN = sum_t'(1) << (WEIGHT_WIDTH-1);
+		localparam sum_t  ASIGN = SIGNED_ACTIVATIONS? sum_t'(1) << (ACTIVATION_WIDTH-1) : 0;
+
+		sum_t  S1[PE] = '{ default: 0 };
+		sum_t  M2[PE] = '{ default: 0 };
+		sum_t  P3[PE] = '{ default: 0 };
+		logic [PE-1:0][ACCU_WIDTH-1:0]  D[PIPELINE_DEPTH-3];
+		always_ff @(posedge clk) begin
+			automatic sum_t  av[SIMD];
+			for(int unsigned  s = 0; s < SIMD; s++)  av[s] = (sum_t'(a[s]) ^ ASIGN) - ASIGN;
+			for(int unsigned  pe = 0; pe < PE; pe++) begin
+				if(rst || zero)  S1[pe] <= 0;
+				else if(en) begin
+					automatic sum_t  dot = 0;
+					for(int unsigned  s = 0; s < SIMD; s++)  dot += ((sum_t'(w[pe][s]) ^ WSIGN) - WSIGN) * av[s];
+					S1[pe] <= dot;
+				end
+				if(rst)      M2[pe] <= 0;
+				else if(en)  M2[pe] <= S1[pe];
+				if(rst)      P3[pe] <= 0;
+				else if(en)  P3[pe] <= M2[pe] + (L[3]? 0 : P3[pe]);
+			end
+			if(en) begin
+				for(int unsigned  pe = 0; pe < PE; pe++)  D[0][pe] <= P3[pe][ACCU_WIDTH-1:0];
+				for(int unsigned  i = 1; i < PIPELINE_DEPTH-3; i++)  D[i] <= D[i-1];
+			end
+		end
+		assign	p = D[PIPELINE_DEPTH-4];
+
+		if(NARROW_WEIGHTS) begin : genNarrowCheck
+			// FINN's check of the lanes' narrow-range commitment (a $warning there, next to
+			// the wrong products it leads to), here an error: the exact products would hide
+			// them. A plain `if`, so that --no-assert keeps it. All weights at once: one is
+			// -2**(WEIGHT_WIDTH-1) iff its sign bit is set and the bits below it (shifted up
+			// onto the sign position) are all clear.
+			typedef logic [PE*SIMD*WEIGHT_WIDTH-1:0]  wflat_t;
+			localparam wflat_t  SIGNS = {(PE*SIMD){1'b1, {(WEIGHT_WIDTH-1){1'b0}}}};
+			always_ff @(posedge clk) begin
+				automatic wflat_t  low = 0;
+				for(int unsigned  k = 1; k < WEIGHT_WIDTH; k++)  low |= wflat_t'(w) << k;
+				if(en && !rst && !zero && |(wflat_t'(w) & SIGNS & ~low)) begin
+					$error("%m: a weight of -2**%0d violates NARROW_WEIGHTS: FINN's DSP lanes would compute wrong products; this exact-product model (QNNFLOW_RTLSIM_EXACT_MVU=1 or finn_dsp_lanes=False) cannot show them; simulate FINN's lanes (the default)", WEIGHT_WIDTH-1);
+				end
+			end
+		end : genNarrowCheck
+	end : genExact
+`else
+"""
+
+
+def _patch_mvu(text: str) -> str:
+    """mvu.sv: FINN's lane model replaced by the exact dot product under Verilator (see
+    _MVU_EXACT); its DSP start-up watchdog dropped there too (it models DSP slices, and
+    with --no-timing its `#100ns` is ignored, so it never fires: it only cost time)."""
+    text = _replace_once(text, "\nmodule mvu #(", "\n" + _MVU_EXACT_DEFINE + "module mvu #(", "mvu/mvu.sv")
+    text = _replace_once(text, "\tif(1) begin : blkRecoveryWatch\n",
+                         "`ifndef QNNFLOW_EXACT_MVU  // qnnflow: DSP slices only (see above)\n"
+                         "\tif(1) begin : blkRecoveryWatch\n", "mvu/mvu.sv")
+    text = _replace_once(text, "\tend : blkRecoveryWatch\n", "\tend : blkRecoveryWatch\n`endif\n", "mvu/mvu.sv")
+    text = _replace_once(text, "\t// Stages #1 - #3: DSP Lanes", _MVU_EXACT + "\t// Stages #1 - #3: DSP Lanes",
+                         "mvu/mvu.sv")
+    return _replace_once(text, "\tend : genPipes\n", "\tend : genPipes\n`endif  // QNNFLOW_EXACT_MVU\n",
+                         "mvu/mvu.sv")
+
+
+def _patch_memstream_axi(text: str) -> str:
+    """memstream_axi.sv: the stitcher ties every AXI-lite input to 0 (qnnflow_top), so
+    axilite never starts an access and its IP side stays idle (ip_en = 0); under
+    Verilator its idle outputs become constants. Its registers, clocked every cycle
+    in each of the weight memories, were ~7% of the simulation."""
+    m = re.search(r"\n(\taxilite #\(\n.*?\n\t\) cfg \(\n.*?\n\t\);\n)", text, re.S)
+    if not m:
+        raise HwError("finn-rtllib/memstream/hdl/memstream_axi.sv changed (axilite cfg not found); "
+                      "update hw/stitch.py's Verilator fix for the installed FINN version")
+    tied = ("`ifdef VERILATOR\n"
+            "\t// qnnflow: AXI-lite tied off by the stitcher (inputs 0): axilite's idle state\n"
+            "\tassign\tconfig_ce = 0;\n\tassign\tconfig_we = 0;\n"
+            "\tassign\tconfig_address = '0;\n\tassign\tconfig_d0 = '0;\n"
+            "\tassign\tawready = 1;\n\tassign\twready = 1;\n\tassign\tbvalid = 0;\n\tassign\tbresp = '0;\n"
+            "\tassign\tarready = 1;\n\tassign\trvalid = 0;\n\tassign\trresp = '0;\n\tassign\trdata = '0;\n"
+            "`else\n" + m.group(1) + "`endif\n")
+    return text[:m.start(1)] + tied + text[m.end(1):]
+
+
+def _patch_memstream(text: str) -> str:
+    """memstream.sv: the output queue OSrl, a shift register of FULL_CREDIT-1 words moved
+    on every read (7 x 128 bits each cycle for tfc-w2a2's first layer), becomes a ring
+    buffer under Verilator. OSrl[k] is the k-th newest word written, so is
+    ORing[OWp-1-k]; OPtr counts the same words as before, ODat gets the same word."""
+    what = "memstream/hdl/memstream.sv"
+    text = _replace_once(text, "\t\tdata_t  OSrl[FULL_CREDIT-1];\n",
+                         "`ifdef VERILATOR  // qnnflow: ring buffer, see hw/stitch.py\n"
+                         "\t\tlocalparam int unsigned  RING = 2**$clog2(FULL_CREDIT-1);\n"
+                         "\t\ttypedef logic [$clog2(RING)-1:0]  ring_t;  // indices wrap around\n"
+                         "\t\tdata_t  ORing[RING];\n"
+                         "\t\tring_t  OWp = 0;\n"
+                         "`else\n"
+                         "\t\tdata_t  OSrl[FULL_CREDIT-1];\n"
+                         "`endif\n", what)
+    text = _replace_once(text, "\t\t\tif(Rs3)  OSrl <= { Dat3, OSrl[0:FULL_CREDIT-3] };\n",
+                         "`ifdef VERILATOR\n"
+                         "\t\t\tif(Rs3) begin\n\t\t\t\tORing[OWp] <= Dat3;\n\t\t\t\tOWp <= OWp + 1;\n\t\t\tend\n"
+                         "`else\n"
+                         "\t\t\tif(Rs3)  OSrl <= { Dat3, OSrl[0:FULL_CREDIT-3] };\n"
+                         "`endif\n", what)
+    return _replace_once(text, "\t\t\t\tODat <= OSrl[OPtr];\n",
+                         "`ifdef VERILATOR\n"
+                         "\t\t\t\tODat <= ORing[ring_t'(OWp - 1 - OPtr[$clog2(RING)-1:0])];\n"
+                         "`else\n"
+                         "\t\t\t\tODat <= OSrl[OPtr];\n"
+                         "`endif\n", what)
+
+
+def _patch_fifo_srl(text: str) -> str:
+    """fifo.sv, "shift" style (DEPTH <= 33, e.g. every FIFO that FIFO sizing first
+    makes 32 deep): the shift register A, DEPTH-1 words all moved on every write,
+    becomes a ring buffer under Verilator. A[k] is the k-th newest word written, so is
+    A[AWp-1-k] of the ring; Ptr, Rdy and Vld are unchanged, B gets the same word."""
+    what = "fifo/hdl/fifo.sv"
+    text = _replace_once(text, "\t\t(* SHREG_EXTRACT = \"yes\" *) dat_t  A[DEPTH_IMPL];\n",
+                         "`ifdef VERILATOR  // qnnflow: ring buffer, see hw/stitch.py\n"
+                         "\t\tlocalparam int unsigned  RING = 2**$clog2(DEPTH_IMPL);\n"
+                         "\t\ttypedef logic [$clog2(RING)-1:0]  ring_t;  // indices wrap around\n"
+                         "\t\tdat_t  A[RING];\n"
+                         "\t\tring_t  AWp = 0;\n"
+                         "`else\n"
+                         "\t\t(* SHREG_EXTRACT = \"yes\" *) dat_t  A[DEPTH_IMPL];\n"
+                         "`endif\n", what)
+    text = _replace_once(text, "\t\t\tif(push)  A <= { idat, A[0:DEPTH_IMPL-2] };\n",
+                         "`ifdef VERILATOR\n"
+                         "\t\t\tif(push) begin\n\t\t\t\tA[AWp] <= idat;\n\t\t\t\tAWp <= AWp + 1;\n\t\t\tend\n"
+                         "`else\n"
+                         "\t\t\tif(push)  A <= { idat, A[0:DEPTH_IMPL-2] };\n"
+                         "`endif\n", what)
+    return _replace_once(text, "\t\t\t\t\tB <= A[Ptr[$left(Ptr)-1:0]];\n",
+                         "`ifdef VERILATOR\n"
+                         "\t\t\t\t\tB <= A[ring_t'(AWp - 1 - Ptr[$left(Ptr)-1:0])];\n"
+                         "`else\n"
+                         "\t\t\t\t\tB <= A[Ptr[$left(Ptr)-1:0]];\n"
+                         "`endif\n", what)
+
+
 PATCHES = {
     "add_multi.sv": _patch_add_multi,
-    "fifo.sv": _patch_fifo,
+    "fifo.sv": lambda text: _patch_fifo_srl(_patch_fifo(text)),
+    "mvu.sv": _patch_mvu,
+    "memstream_axi.sv": _patch_memstream_axi,
+    "memstream.sv": _patch_memstream,
 }
 
 # finn-rtllib folders to prefer when a file name is ambiguous, by op type prefix

@@ -154,8 +154,10 @@ def step_size_fifos(model: ModelWrapper, cfg: BuildConfig) -> ModelWrapper:
     def measure(m: ModelWrapper):
         try:
             design = stitch(m, cfg.path("rtl"))
+            # exact dot products in the matrix units: the same cycles as FINN's DSP lane model
+            # (tests/hw/test_mvu_exact.py), ~2.5x faster over the many sizing runs
             return simulate(design, x, clock_mhz=float(cfg.clock_mhz), estimates=est,
-                            cache_dir=cfg.path("rtlsim", "cache"))
+                            cache_dir=cfg.path("rtlsim", "cache"), finn_dsp_lanes=False)
         except HwError as exc:
             raise FlowError(f"FIFO sizing: {exc}") from None
 
