@@ -9,6 +9,10 @@ from hw.boards import BoardError, get_board
 
 from .errors import FlowError
 
+# How binary (bipolar) layers are implemented: qnnflow's LUT-based XNOR-popcount core, or
+# FINN's DSP-based RTL matrix unit on bipolar values relabelled as INT2.
+BINARY_IMPLS = ("xnor", "dsp")
+
 
 @dataclass
 class BuildConfig:
@@ -30,6 +34,8 @@ class BuildConfig:
     rtlsim: bool = True               # insert/size FIFOs and simulate the stitched RTL (Verilator)
     exact_rounding: bool = True       # False: keep FINN's half-up thresholds (to compare)
     topk: int = 0                     # > 0: the accelerator ends in label select (top-K indices)
+    binary_impl: str = "xnor"         # binary layers: "xnor" (our LUT XNOR-popcount core) or
+                                      # "dsp" (bipolar relabelled INT2, FINN's DSP-based MVAU_rtl)
     # set by the runner
     work_dir: Path = field(default=Path("."), repr=False)
     extra: dict = field(default_factory=dict, repr=False)
@@ -47,6 +53,8 @@ class BuildConfig:
             self.clock_mhz = self.board_info.clock_mhz
         if self.topk < 0:
             raise FlowError(f"--topk must be >= 1 (or 0 for logits), got {self.topk}")
+        if self.binary_impl not in BINARY_IMPLS:
+            raise FlowError(f"--binary-impl must be one of {', '.join(BINARY_IMPLS)}, got {self.binary_impl!r}")
         if self.samples < 1:
             raise FlowError(f"--samples must be >= 1, got {self.samples}")
         if self.folding is not None:

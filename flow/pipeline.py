@@ -29,6 +29,7 @@ STEPS: list[tuple[str, Step]] = [
     ("float64", fe.step_float64),
     ("streamline", fe.step_streamline),
     ("round_half_even", fe.step_round_half_even),
+    ("bipolar_as_int2", fe.step_bipolar_as_int2),
     ("remove_identity_thresholds", fe.step_remove_identity_thresholds),
     ("split_float_tail", fe.step_split_float_tail),
     ("split_layout_head", fe.step_split_layout_head),
@@ -66,6 +67,8 @@ def find_step(build_dir: Path, name: str) -> Path:
     for i, (n, _) in enumerate(STEPS):
         if n == name:
             p = Path(build_dir) / "steps" / step_file(i, n)
+            if not p.is_file():  # a build from before a step was added: same name, other index
+                p = next(iter(sorted((Path(build_dir) / "steps").glob(f"[0-9][0-9]_{n}.onnx"))), p)
             if not p.is_file():
                 raise FlowError(f"{p} is missing; is {build_dir} a complete qnnflow build?")
             return p
@@ -163,6 +166,7 @@ def build_info(cfg: BuildConfig, model: ModelWrapper) -> dict:
         "board": cfg.board, "fpga_part": cfg.fpga_part, "clock_mhz": float(cfg.clock_mhz),
         "target_fps": cfg.target_fps, "folding": str(cfg.folding) if cfg.folding else None,
         "input_source": "mnist", "rtlsim": cfg.rtlsim, "topk": cfg.topk,
+        "binary_impl": cfg.binary_impl,
     }
     if cfg.onnx is not None or cfg.module is not None and cfg.input_npy is not None:
         from qonnx.core.datatype import DataType

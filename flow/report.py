@@ -21,6 +21,7 @@ def assemble_report(info: dict, timings: dict, verify: dict | None, extra: dict)
         # HLS-only layers of FINN that run on qnnflow's own RTL cores (hw/rtl): node -> op
         "open_rtl_layers": extra.get("open_rtl_layers", {}),
         "topk": info.get("topk") or None,
+        "binary_impl": info.get("binary_impl", "xnor"),  # binary layers: xnor (LUT core) or dsp (MVAU_rtl)
         "layers": extra.get("layers", []),
         "estimates": extra.get("estimates"),
         "verify": None, "accuracy": {},

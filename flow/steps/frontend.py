@@ -24,7 +24,13 @@ from qonnx.util.cleanup import cleanup_model
 
 from ..config import BuildConfig
 from ..errors import FlowError
-from ..transforms import RemoveIdentityThresholds, RoundThresholdsHalfEven, split_float_tail, split_layout_head
+from ..transforms import (
+    BipolarAsInt2,
+    RemoveIdentityThresholds,
+    RoundThresholdsHalfEven,
+    split_float_tail,
+    split_layout_head,
+)
 from ..transforms.exact_streamline import ExactStreamline
 from ..transforms.float_tail import FloatTail
 from ..transforms.precise_thresholds import PreciseQuantThresholds
@@ -206,7 +212,8 @@ def step_streamline(model: ModelWrapper, cfg: BuildConfig) -> ModelWrapper:
         model = model.transform(absorb.AbsorbTransposeIntoMultiThreshold())
         model = model.transform(MakeMaxPoolNHWC())
         model = model.transform(absorb.AbsorbConsecutiveTransposes())
-    model = model.transform(ConvertBipolarMatMulToXnorPopcount())
+    if cfg.binary_impl == "xnor":  # "dsp": bipolar_as_int2 relabels them after rounding instead
+        model = model.transform(ConvertBipolarMatMulToXnorPopcount())
     model = model.transform(ExactStreamline())
     model = model.transform(absorb.AbsorbScalarMulAddIntoTopK())
     model = model.transform(InferDataLayouts())
@@ -220,6 +227,24 @@ def step_round_half_even(model: ModelWrapper, cfg: BuildConfig) -> ModelWrapper:
         return set_float_precision(model, np.float32)
     model = model.transform(RoundThresholdsHalfEven())
     return set_float_precision(model.transform(InferDataTypes()), np.float32)
+
+
+def step_bipolar_as_int2(model: ModelWrapper, cfg: BuildConfig) -> ModelWrapper:
+    """Ours, with --binary-impl dsp: bipolar activations and weights relabelled as INT2
+    (flow.transforms.bipolar_as_int2), so FINN maps binary layers onto its DSP-based RTL
+    matrix unit; with the default (xnor) the graph is left as it is."""
+    if cfg.binary_impl != "dsp":
+        return model
+    model = model.transform(BipolarAsInt2())
+    cfg.extra["bipolar_as_int2"] = model.get_metadata_prop("qnnflow_bipolar_as_int2")
+    kept = model.get_metadata_prop("qnnflow_bipolar_kept")
+    if kept:
+        log.warning("--binary-impl dsp: bipolar thresholds not in the streamlined -1/+1 form stay BIPOLAR: %s", kept)
+    xnor = [n.name for n in model.get_nodes_by_op_type("XnorPopcountMatMul")]
+    if xnor:  # e.g. an --onnx graph converted elsewhere: popcounts over 0/1 codes, no INT2 form
+        log.warning("--binary-impl dsp: %s came in as XnorPopcountMatMul and stay on the XNOR core",
+                    ", ".join(xnor))
+    return model.transform(InferDataTypes())
 
 
 def step_remove_identity_thresholds(model: ModelWrapper, cfg: BuildConfig) -> ModelWrapper:

@@ -3,6 +3,7 @@ from .round_half_even import RoundThresholdsHalfEven
 from .float_tail import FloatTail, split_float_tail
 from .remove_identity_thresholds import RemoveIdentityThresholds
 from .layout_head import LayoutHead, split_layout_head
+from .bipolar_as_int2 import BipolarAsInt2
 
 __all__ = ["RemoveIdentityThresholds", "RoundThresholdsHalfEven", "FloatTail", "split_float_tail",
-           "LayoutHead", "split_layout_head"]
+           "LayoutHead", "split_layout_head", "BipolarAsInt2"]

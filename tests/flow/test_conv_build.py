@@ -2,10 +2,11 @@
 
 LeNet-5 (w2a2, seeded random weights, BatchNorm/activation scales calibrated on MNIST so
 that activations are not degenerate) on 100 MNIST test images, all RTL (its max pools on
-qnnflow's own core) and simulated with Verilator; a small 3-channel all-RTL
-conv net whose NCHW -> NHWC layout head is a real permutation (with one channel it is the
-identity in memory order, which would hide a head applied wrongly or not at all) and which
-Verilator simulates; a depthwise conv (VVAU); and the localisation of a corrupted layer.
+qnnflow's own core) and simulated with Verilator; binary LeNet-5 (w1a1) all RTL on
+qnnflow's XNOR-popcount and pool cores; a small 3-channel all-RTL conv net whose
+NCHW -> NHWC layout head is a real permutation (with one channel it is the identity in
+memory order, which would hide a head applied wrongly or not at all) and which Verilator
+simulates; a depthwise conv (VVAU); and the localisation of a corrupted layer.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from brevitas import nn as qnn
 
 import flow
 from flow.pipeline import STEPS, find_step
+from flow.transforms.float_tail import FloatTail
 from flow.transforms.layout_head import LayoutHead
 from models import get_preset, load_mnist
 from models.cnn import build_cnn, calibrate
@@ -235,3 +237,47 @@ def test_input_shape_of_conv_modules(tmp_path):
         assert flat.shape == img.shape == (2, 10)
     with pytest.raises(FlowError, match="input_shape"):
         _input_shape(BuildConfig(out=tmp_path / "b", module=TinyRGBNet()), TinyRGBNet())
+
+
+def test_lenet5_w1a1_all_rtl_bit_exact(tmp_path):
+    """Binary LeNet-5 (w1a1: sign weights x mean|W|, sign activations; seeded random weights,
+    BatchNorms calibrated on MNIST): its first conv (8-bit pixels x +-1) on FINN's RTL MVU, the
+    binary convs and FCs on qnnflow's XNOR-popcount core, the max pools of the 0/1 codes on
+    qnnflow's pool core; all RTL, bit-exact in Verilator with and without stalls. Brevitas
+    computes in float32: a pre-activation exactly on a sign boundary may come out a few ulps
+    off, so the float stages may differ from the exact integers only on such float ties
+    (flow.float_ties; checked against Brevitas run in float64)."""
+    torch.manual_seed(0)
+    module = build_cnn("lenet5", get_preset("w1a1"))
+    calib = load_mnist("train").pixels[:256].astype(np.float32) / 256
+    calibrate(module, torch.from_numpy(calib).reshape(-1, 1, 28, 28))
+    out = tmp_path / "b"
+    report = flow.build(module, out, input_shape=(1, 28, 28), samples=100)
+    assert report["hls_layers"] == []
+    ops = [layer["op_type"] for layer in report["layers"]
+           if not layer["op_type"].startswith(("StreamingFIFO", "StreamingDataWidthConverter"))]
+    assert ops == [
+        "FMPadding_rtl", "ConvolutionInputGenerator_rtl", "MVAU_rtl", "Thresholding_rtl",
+        "ConvolutionInputGenerator_rtl", "Pool_rtl",
+        "ConvolutionInputGenerator_rtl", "MVAU_binary_rtl", "Thresholding_rtl",
+        "ConvolutionInputGenerator_rtl", "Pool_rtl",
+        "MVAU_binary_rtl", "Thresholding_rtl", "MVAU_binary_rtl", "Thresholding_rtl", "MVAU_binary_rtl",
+    ]
+    v = report["verify"]
+    assert v["samples"] == 100 and v["skipped"] == {}
+    for stage in ("streamlined", "hw_python", "intsim", "rtlsim", "rtlsim_stalls"):
+        assert v["mismatches"][stage] == 0, (stage, v["first_mismatch"].get(stage))
+    for stage in ("brevitas", "qonnx"):
+        if v["mismatches"][stage]:
+            assert v["explained"][stage]["unexplained"] == 0, (stage, v["explained"][stage])
+    tie_samples = (v.get("explained", {}).get("brevitas") or {}).get("tie_samples", [])
+    if tie_samples:  # the exact integers are Brevitas's own, computed in float64
+        x = np.load(out / "outputs" / "inputs.npy")[tie_samples]
+        tail = FloatTail.load(out / "float_tail.npz")
+        with torch.no_grad():
+            y = module.double()(torch.from_numpy(x.astype(np.float64) / 256).reshape(-1, 1, 28, 28))
+        y = (y.value if hasattr(y, "value") else y).numpy()
+        assert np.array_equal(np.rint(tail.invert(y)), np.load(out / "outputs" / "intsim.npy")[tie_samples])
+    y = np.load(out / "outputs" / "rtlsim.npy")
+    assert y.shape == (100, 10) and len(np.unique(y)) > 5  # not a dead network
+    assert report["rtlsim"]["cycles_per_image"] <= report["rtlsim"]["estimated_cycles_per_image"] * 1.02
