@@ -7,7 +7,10 @@ STAMP := $(VENV)/.qnnflow-installed
 SAMPLES ?= 1000
 TEST_ARGS ?=
 
-.PHONY: install demo test test-slow bench train zoo-table clean distclean
+BUILD ?= build/demo
+BOARD ?= pynq-z1
+
+.PHONY: install demo test test-slow bench train zoo-table bitstream clean distclean
 
 install: $(STAMP)
 
@@ -32,6 +35,12 @@ test: install
 
 test-slow: install
 	$(VENV)/bin/python -m pytest -q -m slow $(TEST_ARGS)
+
+# Vivado 2022.2 or 2024.2 (XILINX_VIVADO set, vivado on PATH): e.g. inside the docker image
+# (docker/README.md). Continues the finished build $(BUILD) (default: make demo's) to
+# $(BUILD)/bitstream/ and the PYNQ deployment package $(BUILD)/deploy/.
+bitstream: install
+	$(VENV)/bin/qnnflow bitstream $(BUILD) --board $(BOARD) --force
 
 bench: install
 	$(VENV)/bin/qnnflow bench --out build/bench

@@ -23,7 +23,7 @@ def _cmd_build(a) -> int:
                       onnx=a.onnx and Path(a.onnx), input_npy=a.input and Path(a.input), board=a.board,
                       clock_mhz=a.clock_mhz, target_fps=a.fps, folding=a.folding, samples=a.samples,
                       verify=not a.no_verify, rtlsim=not a.no_rtlsim, force=a.force, input_dtype=a.input_dtype,
-                      topk=a.topk)
+                      topk=a.topk, binary_impl=a.binary_impl)
     report = run_build(cfg, console=console)
     Console().print(summary_table(report))
     Console().print(f"build written to {cfg.out}/ (report.json, report.txt, steps/, outputs/)")
@@ -107,6 +107,18 @@ def _cmd_rtlsim(a) -> int:
     (build / "rtlsim").mkdir(exist_ok=True)
     (build / "rtlsim" / "last_run.json").write_text(json.dumps({**s, "mismatches": mismatches}, indent=2))
     return 1 if mismatches else 0
+
+
+def _cmd_bitstream(a) -> int:
+    from .bitstream import run_bitstream
+
+    s = run_bitstream(Path(a.build_dir), a.board, force=a.force, jobs=a.jobs, console=console)
+    r = s.get("results") or {}
+    numbers = ", ".join(f"{k} {v}" for k, v in r.items())
+    Console().print(f"bitstream for {s['board']} ({s['part']}, {s['clock_mhz']:g} MHz) with Vivado "
+                    f"{s['tools']['vivado_version']}" + (f": {numbers}" if numbers else "") +
+                    f"\ndeployment package: {s['deploy']}/ (copy it to the board, run `sudo python3 validate.py`)")
+    return 0
 
 
 def _cmd_synth(a) -> int:
@@ -227,6 +239,8 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="log details (FINN's messages included)")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
+    from .config import BINARY_IMPLS
+
     b = sub.add_parser("build", help="build a model into a verified FINN dataflow accelerator (RTL)",
                        description="Export, streamline, convert to FINN HW layers (RTL preferred), fold, "
                                    "generate RTL, then verify every stage on MNIST test images.")
@@ -243,6 +257,9 @@ def make_parser() -> argparse.ArgumentParser:
     fold.add_argument("--folding", help="a FINN folding JSON (PE/SIMD per layer) instead of --fps")
     b.add_argument("--topk", type=int, default=0, metavar="K",
                    help="end the accelerator in label select: it outputs the K best class indices")
+    b.add_argument("--binary-impl", choices=BINARY_IMPLS, default="xnor",
+                   help="binary (bipolar) layers: xnor = qnnflow's LUT-based XNOR-popcount core (default), "
+                        "dsp = bipolar relabelled INT2 on FINN's DSP-based RTL matrix unit (MVAU_rtl)")
     b.add_argument("--samples", type=int, default=1000, help="verification samples (default 1000)")
     b.add_argument("--no-verify", action="store_true", help="skip the verification chain")
     b.add_argument("--no-rtlsim", action="store_true", help="skip FIFO insertion/sizing and the Verilator simulation")
@@ -264,6 +281,19 @@ def make_parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--trace", action="store_true", help="write a waveform to BUILD/rtlsim/wave.{fst,vcd}")
     r.set_defaults(func=_cmd_rtlsim)
+
+    bs = sub.add_parser("bitstream", help="continue a finished build through Vivado to a PYNQ deployment package",
+                        description="HLS synthesis of any HLS layer, FINN's stitched IP, the Zynq shell (AXI DMA), "
+                                    "synthesis, implementation, bitstream, PYNQ driver and deployment package. Needs "
+                                    "Vivado 2022.2 or 2024.2 (XILINX_VIVADO set, vivado on PATH; docker/README.md). "
+                                    "Writes DIR/bitstream/ (projects, logs, reports) and DIR/deploy/ (for the board).")
+    bs.add_argument("build_dir", help="a finished `qnnflow build` folder")
+    from hw.boards import BOARDS
+
+    bs.add_argument("--board", help=f"target board (default: the build's): {', '.join(BOARDS)}")
+    bs.add_argument("--jobs", type=int, help="parallel Vivado/HLS jobs (default: all cores)")
+    bs.add_argument("--force", action="store_true", help="replace an existing DIR/bitstream and DIR/deploy")
+    bs.set_defaults(func=_cmd_bitstream)
 
     sy = sub.add_parser("synth", help="open synthesis (Yosys, 7-series) cell counts per layer and design")
     sy.add_argument("build_dir")

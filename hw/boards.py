@@ -1,4 +1,10 @@
-"""The boards qnnflow targets: part, default clock and shell flow, in one table."""
+"""The boards qnnflow targets: part, default clock and shell flow, in one table.
+
+Every board here is a Zynq (7000 or UltraScale+ MPSoC) that runs PYNQ. `qnnflow
+bitstream` puts the accelerator into the same shell on each (hw/shell.py): the
+processing system, an AXI DMA between DDR and the accelerator's streams, and an AXI
+GPIO holding the output transfer length; what differs per board is in this table.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -11,20 +17,32 @@ class BoardError(ValueError):
 @dataclass(frozen=True)
 class Board:
     name: str
-    part: str
-    clock_mhz: float
-    shell: str  # FINN shell flow: "vivado_zynq" for the PYNQ-style Zynq boards
-    finn_name: str  # the board's name in FINN's tables (pynq_part_map)
+    part: str             # Vivado part
+    clock_mhz: float      # default accelerator clock
+    shell: str            # shell flow: "zynq-axidma" (hw/shell.py) on every board here
+    finn_name: str        # the board's name in FINN's tables (pynq_part_map)
+    board_part: str       # Vivado board part (board files), for the processing system's presets
+    ps: str               # "zynq_7000" (processing_system7) or "zynq_us+" (zynq_ultra_ps_e)
+    hp_bits: int          # width of the PS slave port (S_AXI_HP0) the DMA reaches DDR through
+
+    @property
+    def family(self) -> str:
+        return "7-series" if self.ps == "zynq_7000" else "UltraScale+"
 
 
 BOARDS: dict[str, Board] = {
     b.name: b
     for b in (
-        Board("pynq-z1", "xc7z020clg400-1", 100.0, "vivado_zynq", "Pynq-Z1"),
-        Board("pynq-z2", "xc7z020clg400-1", 100.0, "vivado_zynq", "Pynq-Z2"),
-        Board("ultra96-v2", "xczu3eg-sbva484-1-i", 200.0, "vivado_zynq", "Ultra96-V2"),
-        Board("kv260", "xck26-sfvc784-2LV-c", 200.0, "vivado_zynq", "KV260_SOM"),
-        Board("zcu104", "xczu7ev-ffvc1156-2-e", 200.0, "vivado_zynq", "ZCU104"),
+        Board("pynq-z1", "xc7z020clg400-1", 100.0, "zynq-axidma", "Pynq-Z1",
+              "www.digilentinc.com:pynq-z1:part0:1.0", "zynq_7000", 64),
+        Board("pynq-z2", "xc7z020clg400-1", 100.0, "zynq-axidma", "Pynq-Z2",
+              "tul.com.tw:pynq-z2:part0:1.0", "zynq_7000", 64),
+        Board("ultra96-v2", "xczu3eg-sbva484-1-i", 200.0, "zynq-axidma", "Ultra96-V2",
+              "avnet.com:ultra96v2:part0:1.2", "zynq_us+", 128),
+        Board("kv260", "xck26-sfvc784-2LV-c", 200.0, "zynq-axidma", "KV260_SOM",
+              "xilinx.com:kv260_som:part0:1.3", "zynq_us+", 128),
+        Board("zcu104", "xczu7ev-ffvc1156-2-e", 200.0, "zynq-axidma", "ZCU104",
+              "xilinx.com:zcu104:part0:1.1", "zynq_us+", 128),
     )
 }
 
