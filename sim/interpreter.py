@@ -88,6 +88,12 @@ class IntSim:
         self.input_shape = tuple(m.get_tensor_shape(self.input_name)[1:])
         self.dtypes = {}
         self.nodes: list[Prepared] = [self._prepare(n) for n in m.graph.node]
+        # buffering/width conversion that leaves the per-sample shape and datatype unchanged:
+        # the interpreter hands the tensor on without a kernel call or a check
+        self._passthrough = {p.name for p in self.nodes
+                             if p.op_type in ("StreamingFIFO", "StreamingDataWidthConverter")
+                             and p.out_shape == p.in_shape
+                             and self.dtypes.get(p.outputs[0]) == self.dtypes.get(p.inputs[0])}
 
     # -- preparation -------------------------------------------------------------
     def _prepare(self, node) -> Prepared:
@@ -174,6 +180,9 @@ class IntSim:
         """Execute on a batch of integer inputs; the output (or every tensor) as int64."""
         env = {self.input_name: self.check_input(x)}
         for p in self.nodes:
+            if p.name in self._passthrough:  # a FIFO or width converter: same values, same shape
+                env[p.outputs[0]] = env[p.inputs[0]]
+                continue
             dyn = [env[t] for i, t in enumerate(p.inputs) if t and i not in p.params]
             try:
                 y = KERNELS[p.op_type](p, *dyn)

@@ -100,10 +100,12 @@ def threshold_count(x: np.ndarray, t: np.ndarray) -> np.ndarray:
             t = t.astype(x.dtype)  # same-type compares: no int64 temporaries
         else:
             x = x.astype(np.int64)
-        cnt = np.zeros(x.shape, dtype=np.int16)  # counts <= 16: exact in int16
-        for j in range(t.shape[1]):
-            cnt += x >= t[:, j]
-        return cnt
+        # counts <= 16: summed as int8 views of the comparisons (half the time of adding
+        # booleans into int16), returned as int16 like the other paths' small counts
+        cnt = (x >= np.ascontiguousarray(t[:, 0])).view(np.int8)
+        for j in range(1, t.shape[1]):
+            cnt = cnt + (x >= np.ascontiguousarray(t[:, j])).view(np.int8)
+        return cnt.astype(np.int16)
     out = np.empty(x.shape, dtype=np.int64)
     for c in range(t.shape[0]):
         out[..., c] = np.searchsorted(t[c], x[..., c], side="right")
