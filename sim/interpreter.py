@@ -125,7 +125,39 @@ class IntSim:
                 p.attrs[key] = int(round(v))
         if p.op_type in ("MatMul", "MVAU") and 1 in params and self.mode == "fast":
             p.gemm = self._gemm_for(node, params[1])
+        if self.mode == "fast":
+            self._prove_ranges(p)
         return p
+
+    def _prove_ranges(self, p: Prepared) -> None:
+        """Fast mode: skip a runtime datatype check where the input type already bounds the
+        values inside the tensor's type (strict mode checks every tensor at run time)."""
+        def within(lo: int, hi: int, dtype: str) -> bool:
+            dt = DataType[dtype]
+            return dt.is_integer() and dt.name != "BIPOLAR" and dt.min() <= lo and hi <= dt.max()
+
+        idt = self.dtypes.get(p.inputs[0]) if p.inputs else None
+        if idt is None or not idt.is_integer() or idt.name == "BIPOLAR":
+            return
+        if p.op_type in ("MatMul", "MVAU") and 1 in p.params and not p.attrs.get("binaryXnorMode") \
+                and p.attrs.get("weightDataType", "") != "BIPOLAR":
+            w = p.params[1]
+            a, b = int(idt.min()), int(idt.max())
+            lo = int(np.minimum(w * a, w * b).sum(axis=0).min())
+            hi = int(np.maximum(w * a, w * b).sum(axis=0).max())
+            acc_dt = p.attrs.get("accDataType")
+            p.acc_proven = bool(acc_dt) and within(lo, hi, acc_dt)
+            out_dt = self.dtypes.get(p.outputs[0])
+            if p.attrs.get("noActivation", 1) == 1 and out_dt is not None:
+                p.out_proven = within(lo, hi, out_dt.name)
+        elif p.op_type in ("MultiThreshold", "Thresholding") and 1 in p.params:
+            n = int(p.params[1].shape[-1])
+            out_dt = self.dtypes.get(p.outputs[0])
+            if out_dt is None or out_dt.name == "BIPOLAR":
+                return
+            scale = int(p.attrs.get("out_scale", 1))
+            bias = int(p.attrs.get("out_bias", 0)) if p.op_type == "MultiThreshold" else int(p.attrs.get("ActVal", 0))
+            p.out_proven = within(min(bias, bias + scale * n), max(bias, bias + scale * n), out_dt.name)
 
     def _gemm_for(self, node, w: np.ndarray) -> str:
         """The cheapest exact GEMM: the worst-case |partial sum| bounds the float format."""
@@ -195,11 +227,11 @@ class IntSim:
                 raise SimError(f"node {p.name} ({p.op_type}) produced {y.dtype} values; kernels must stay integer")
             if "acc" in p.cache:
                 acc_dt = p.attrs.get("accDataType")
-                if acc_dt:
+                if acc_dt and not p.acc_proven:
                     self._check(p.cache["acc"], f"{p.name}.accumulator", DataType[acc_dt], p.name)
                 del p.cache["acc"]
             out_dt = self.dtypes.get(p.outputs[0])
-            if not (p.op_type in VALUE_PRESERVING and out_dt == self.dtypes.get(p.inputs[0])):
+            if not p.out_proven and not (p.op_type in VALUE_PRESERVING and out_dt == self.dtypes.get(p.inputs[0])):
                 self._check(y, p.outputs[0], out_dt, p.name)  # (a FIFO's output was checked as its input)
             env[p.outputs[0]] = y
         if return_all:

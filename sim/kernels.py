@@ -39,6 +39,9 @@ class Prepared:
     in_shape: tuple[int, ...]
     gemm: str = "int64"                    # fast mode, proven exact: "u8s8" | "s8s8" | "float32" | "float64"
     cache: dict[str, Any] = field(default_factory=dict)
+    # fast mode: the datatype check is proven statically for the accumulator / the output
+    acc_proven: bool = False
+    out_proven: bool = False
 
 
 # ---- arithmetic helpers -------------------------------------------------------------
