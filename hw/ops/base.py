@@ -23,7 +23,9 @@ class Raw(str):
 
 
 class OpenRTLBackend(RTLBackend):
-    """Subclasses set CORE (module name), CORE_FILES (file names in hw/rtl/) and implement
+    """Subclasses list FINN's layer class first (`class X_rtl(X, OpenRTLBackend)`): its
+    get_nodeattr_types reaches RTLBackend's through super(), so the attributes of both hold.
+    They set CORE (module name), CORE_FILES (file names in hw/rtl/) and implement
     core_params(); optional: write_memory_files() next to the wrapper.
 
     Memory files are named `<top>_<name>.dat`. A wrapper whose layer has any gets the

@@ -10,11 +10,6 @@ class LabelSelect_rtl(LabelSelect, OpenRTLBackend):
     CORE = "qnn_label_select"
     CORE_FILES = ("qnn_label_select.sv",)
 
-    def get_nodeattr_types(self):
-        attrs = LabelSelect.get_nodeattr_types(self)
-        attrs.update(OpenRTLBackend.get_nodeattr_types(self))
-        return attrs
-
     def core_params(self):
         idt = self.get_input_datatype()
         return {"LABELS": self.get_nodeattr("Labels"), "PE": self.get_nodeattr("PE"), "K": self.get_nodeattr("K"),

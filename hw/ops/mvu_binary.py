@@ -71,11 +71,6 @@ class MVAU_binary_rtl(MVAU, OpenRTLBackend):
     CORE_FILES = ("qnn_mvu_binary.sv", "qnn_mvu_binary_addtree.sv")
     GENERIC_OPS = (MVAU_binary,)
 
-    def get_nodeattr_types(self):
-        attrs = MVAU.get_nodeattr_types(self)
-        attrs.update(OpenRTLBackend.get_nodeattr_types(self))
-        return attrs
-
     # -- which layers -------------------------------------------------------------
     @classmethod
     def supports(cls, node, model):

@@ -19,11 +19,6 @@ class Pool_rtl(Pool, OpenRTLBackend):
     CORE = "qnn_pool"
     CORE_FILES = ("qnn_pool.sv",)
 
-    def get_nodeattr_types(self):
-        attrs = Pool.get_nodeattr_types(self)
-        attrs.update(OpenRTLBackend.get_nodeattr_types(self))
-        return attrs
-
     def core_params(self):
         fxn = self.get_nodeattr("Function")
         idt, odt = self.get_input_datatype(), self.get_output_datatype()
