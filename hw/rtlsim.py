@@ -119,7 +119,8 @@ def finn_dsp_lanes_default() -> bool:
     return os.environ.get("QNNFLOW_RTLSIM_EXACT_MVU", "").strip().lower() not in ("1", "true", "yes", "on")
 
 
-def _verilator_args(design: StitchedDesign, trace: str | None, finn_dsp_lanes: bool = False) -> list[str]:
+def _verilator_args(design: StitchedDesign, trace: str | None, finn_dsp_lanes: bool = False,
+                    finn_rtl: bool = False) -> list[str]:
     args = ["--cc", "--exe", "--build", "--top-module", TOP,
             # FINN's cores have width/unused/style warnings; they are not errors
             "-Wno-fatal", "-Wno-lint", "-Wno-style",
@@ -143,6 +144,8 @@ def _verilator_args(design: StitchedDesign, trace: str | None, finn_dsp_lanes: b
         args += ["-CFLAGS", "-flto=auto", "-LDFLAGS", "-flto=auto -O2"]
     if finn_dsp_lanes:
         args += ["-DQNNFLOW_FINN_DSP_LANES"]
+    if finn_rtl:  # FINN's own descriptions instead of hw/stitch.py's recodings (tests)
+        args += ["-DQNNFLOW_FINN_RTL"]
     if trace == "fst":
         args += ["--trace-fst", "--trace-structs"]
     elif trace == "vcd":
@@ -161,16 +164,18 @@ class Simulator:
 
 def build_simulator(design: StitchedDesign, *, trace: str | None = None,
                     cache_dir: Path | None = None, jobs: int | None = None,
-                    finn_dsp_lanes: bool | None = None) -> Simulator:
+                    finn_dsp_lanes: bool | None = None, finn_rtl: bool = False) -> Simulator:
     """Compile (or fetch from the cache) the simulator for a stitched design.
     trace: None, 'fst' or 'vcd' (a separate, slower binary). finn_dsp_lanes: simulate
     FINN's model of packed DSP lanes in the matrix units instead of the exact dot
     products (hw/stitch.py, _MVU_EXACT; ~2.5x slower, the same outputs where FINN's
-    packing holds); default: FINN's lanes unless $QNNFLOW_RTLSIM_EXACT_MVU=1."""
+    packing holds); default: FINN's lanes unless $QNNFLOW_RTLSIM_EXACT_MVU=1. finn_rtl:
+    simulate FINN's own RTL descriptions where hw/stitch.py recodes them for speed
+    (cycle-identical; tests/hw/test_recode.py compares the two)."""
     root = verilator_root()
     if finn_dsp_lanes is None:
         finn_dsp_lanes = finn_dsp_lanes_default()
-    args = _verilator_args(design, trace, finn_dsp_lanes)
+    args = _verilator_args(design, trace, finn_dsp_lanes, finn_rtl)
     h = hashlib.sha256()
     h.update(design.source_hash().encode())
     h.update(HARNESS.read_bytes())
@@ -281,12 +286,13 @@ def simulate(design: StitchedDesign, inputs: np.ndarray, *, stall: float | tuple
              trace: bool | str | Path = False, seed: int = 0, clock_mhz: float = 100.0,
              max_cycles: int | None = None, idle_limit: int | None = None,
              estimates: dict | None = None, cache_dir: Path | None = None,
-             run_dir: Path | None = None, finn_dsp_lanes: bool | None = None) -> RtlsimResult:
+             run_dir: Path | None = None, finn_dsp_lanes: bool | None = None,
+             finn_rtl: bool = False) -> RtlsimResult:
     """Run a stitched design on inputs (N, ...) and measure it.
 
     inputs may also be bytes: words already packed in the input stream's format (whole
     images), streamed as they are, e.g. what a driver's DMA buffer holds (hw/driver).
-    finn_dsp_lanes: see build_simulator."""
+    finn_dsp_lanes, finn_rtl: see build_simulator."""
     p_in, p_out = (stall, stall) if np.isscalar(stall) else (float(stall[0]), float(stall[1]))
     for p in (p_in, p_out):
         if not 0.0 <= p <= 1.0:
@@ -303,7 +309,7 @@ def simulate(design: StitchedDesign, inputs: np.ndarray, *, stall: float | tuple
             trace_path = trace_path.with_suffix("." + fmt)
         trace_path.parent.mkdir(parents=True, exist_ok=True)
     sim = build_simulator(design, trace=trace_path.suffix[1:] if trace_path else None, cache_dir=cache_dir,
-                          finn_dsp_lanes=finn_dsp_lanes)
+                          finn_dsp_lanes=finn_dsp_lanes, finn_rtl=finn_rtl)
     if isinstance(inputs, (bytes, bytearray, memoryview)):
         data = bytes(inputs)
         image = design.input.words_per_image * design.input.word_bytes
@@ -399,7 +405,7 @@ def simulate(design: StitchedDesign, inputs: np.ndarray, *, stall: float | tuple
 def rtlsim(build_dir, inputs=None, stall: float | tuple[float, float] = 0.0, trace: bool | str | Path = False,
            seed: int = 0, *, model=None, max_cycles: int | None = None, idle_limit: int | None = None,
            clock_mhz: float | None = None, cache_dir: Path | None = None,
-           finn_dsp_lanes: bool | None = None) -> RtlsimResult:
+           finn_dsp_lanes: bool | None = None, finn_rtl: bool = False) -> RtlsimResult:
     """Simulate a qnnflow build's accelerator cycle by cycle.
 
     build_dir: a finished build (its last step model must have FIFOs and width
@@ -412,7 +418,8 @@ def rtlsim(build_dir, inputs=None, stall: float | tuple[float, float] = 0.0, tra
     finn_dsp_lanes: simulate FINN's behavioural model of packed DSP lanes in the matrix
     units instead of exact dot products (~2.5x slower; the default unless $QNNFLOW_RTLSIM_EXACT_MVU=1):
     the exact products give the same outputs wherever FINN's packing holds, and stop
-    with an error on a weight that breaks its narrow-range commitment.
+    with an error on a weight that breaks its narrow-range commitment. finn_rtl: FINN's
+    own RTL where hw/stitch.py recodes it for simulation speed (cycle-identical).
     """
     build_dir = Path(build_dir).resolve()  # the simulator runs with cwd = <build>/rtl
     if not build_dir.is_dir():
@@ -431,7 +438,8 @@ def rtlsim(build_dir, inputs=None, stall: float | tuple[float, float] = 0.0, tra
         trace = build_dir / "rtlsim" / "wave"
     return simulate(design, inputs, stall=stall, trace=trace, seed=seed, clock_mhz=clock_mhz,
                     max_cycles=max_cycles, idle_limit=idle_limit, estimates=est,
-                    cache_dir=cache_dir or _cache_root(build_dir), finn_dsp_lanes=finn_dsp_lanes)
+                    cache_dir=cache_dir or _cache_root(build_dir), finn_dsp_lanes=finn_dsp_lanes,
+                    finn_rtl=finn_rtl)
 
 
 def _build_clock(build_dir: Path) -> float | None:

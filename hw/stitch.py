@@ -94,11 +94,15 @@ def _blank_init_file(text: str) -> str:
 
 
 # ---------------------------------------------------------------------------------
-# Simulation speed: Verilator-only recodings (`ifdef VERILATOR`; Yosys synthesis of
-# the same copies, hw/synth.py, still reads FINN's code). Each keeps every value at
-# the module's ports on every cycle where it is valid, so outputs and cycle counts
-# are unchanged. With the compiler flags of hw/rtlsim.py they make the simulation of
-# tfc-w2a2 ~3x faster (0.9 -> 2.8 M cycles/s on a shared 2-core machine).
+# Simulation speed: Verilator-only recodings (`ifdef QNNFLOW_SIM_RECODE, defined under
+# Verilator unless QNNFLOW_FINN_RTL is; the exact MVU model has its own define). Yosys
+# synthesis of the same copies (hw/synth.py) still reads FINN's code. Each keeps every
+# value at the module's ports on every cycle where it is valid, so outputs and cycle
+# counts are unchanged: tests/hw/test_recode.py compares modules port by port,
+# tests/hw/test_rtlsim.py the stitched accelerator, with FINN's code
+# (hw.rtlsim(..., finn_rtl=True)). With the compiler flags of hw/rtlsim.py they make
+# the simulation of tfc-w2a2 ~3x faster (0.9 -> 2.8 M cycles/s on a shared 2-core
+# machine), ~3.3 M with the FIFO recoding.
 
 def _replace_once(text: str, old: str, new: str, what: str) -> str:
     if text.count(old) != 1:
@@ -171,16 +175,24 @@ _MVU_EXACT = """\
 		if(NARROW_WEIGHTS) begin : genNarrowCheck
 			// FINN's check of the lanes' narrow-range commitment (a $warning there, next to
 			// the wrong products it leads to), here an error: the exact products would hide
-			// them. A plain `if`, so that --no-assert keeps it. All weights at once: one is
-			// -2**(WEIGHT_WIDTH-1) iff its sign bit is set and the bits below it (shifted up
-			// onto the sign position) are all clear.
-			typedef logic [PE*SIMD*WEIGHT_WIDTH-1:0]  wflat_t;
-			localparam wflat_t  SIGNS = {(PE*SIMD){1'b1, {(WEIGHT_WIDTH-1){1'b0}}}};
+			// them. A plain `if`, so that --no-assert keeps it. A PE's weights at once (at
+			// most 64 bits for most shapes: cheap to simulate): one is -2**(WEIGHT_WIDTH-1)
+			// iff its sign bit is set and the bits below it (shifted up onto the sign
+			// position) are all clear.
+			typedef logic [SIMD*WEIGHT_WIDTH-1:0]  wrow_t;
+			localparam wrow_t  SIGNS = {SIMD{1'b1, {(WEIGHT_WIDTH-1){1'b0}}}};
 			always_ff @(posedge clk) begin
-				automatic wflat_t  low = 0;
-				for(int unsigned  k = 1; k < WEIGHT_WIDTH; k++)  low |= wflat_t'(w) << k;
-				if(en && !rst && !zero && |(wflat_t'(w) & SIGNS & ~low)) begin
-					$error("%m: a weight of -2**%0d violates NARROW_WEIGHTS: FINN's DSP lanes would compute wrong products; this exact-product model (QNNFLOW_RTLSIM_EXACT_MVU=1 or finn_dsp_lanes=False) cannot show them; simulate FINN's lanes (the default)", WEIGHT_WIDTH-1);
+				if(en && !rst && !zero) begin
+					automatic logic  bad = 0;
+					for(int unsigned  pe = 0; pe < PE; pe++) begin
+						automatic wrow_t  row = w[pe];
+						automatic wrow_t  low = 0;
+						for(int unsigned  k = 1; k < WEIGHT_WIDTH; k++)  low |= row << k;
+						bad |= |(row & SIGNS & ~low);
+					end
+					if(bad) begin
+						$error("%m: a weight of -2**%0d violates NARROW_WEIGHTS: FINN's DSP lanes would compute wrong products; this exact-product model (QNNFLOW_RTLSIM_EXACT_MVU=1 or finn_dsp_lanes=False) cannot show them; simulate FINN's lanes (the default)", WEIGHT_WIDTH-1);
+					end
 				end
 			end
 		end : genNarrowCheck
@@ -204,6 +216,27 @@ def _patch_mvu(text: str) -> str:
                          "mvu/mvu.sv")
 
 
+# Each recoded file opens with this define block: QNNFLOW_SIM_RECODE selects the
+# recodings, under Verilator only, unless QNNFLOW_FINN_RTL is defined (hw.rtlsim's
+# finn_rtl=True: FINN's own descriptions, which tests/hw/test_recode.py compares with).
+_RECODE_DEFINE = """\
+// qnnflow: Verilator-only recodings for simulation speed below (QNNFLOW_SIM_RECODE),
+// cycle-identical to FINN's code kept under `else; hw/stitch.py, tests/hw/test_recode.py.
+`ifdef VERILATOR
+`ifndef QNNFLOW_FINN_RTL
+`ifndef QNNFLOW_SIM_RECODE
+`define QNNFLOW_SIM_RECODE
+`endif
+`endif
+`endif
+
+"""
+
+
+def _recode_define(text: str, anchor: str, what: str) -> str:
+    return _replace_once(text, anchor, "\n" + _RECODE_DEFINE + anchor.lstrip("\n"), what)
+
+
 def _patch_memstream_axi(text: str) -> str:
     """memstream_axi.sv: the stitcher ties every AXI-lite input to 0 (qnnflow_top), so
     axilite never starts an access and its IP side stays idle (ip_en = 0); under
@@ -213,14 +246,15 @@ def _patch_memstream_axi(text: str) -> str:
     if not m:
         raise HwError("finn-rtllib/memstream/hdl/memstream_axi.sv changed (axilite cfg not found); "
                       "update hw/stitch.py's Verilator fix for the installed FINN version")
-    tied = ("`ifdef VERILATOR\n"
+    tied = ("`ifdef QNNFLOW_SIM_RECODE\n"
             "\t// qnnflow: AXI-lite tied off by the stitcher (inputs 0): axilite's idle state\n"
             "\tassign\tconfig_ce = 0;\n\tassign\tconfig_we = 0;\n"
             "\tassign\tconfig_address = '0;\n\tassign\tconfig_d0 = '0;\n"
             "\tassign\tawready = 1;\n\tassign\twready = 1;\n\tassign\tbvalid = 0;\n\tassign\tbresp = '0;\n"
             "\tassign\tarready = 1;\n\tassign\trvalid = 0;\n\tassign\trresp = '0;\n\tassign\trdata = '0;\n"
             "`else\n" + m.group(1) + "`endif\n")
-    return text[:m.start(1)] + tied + text[m.end(1):]
+    text = text[:m.start(1)] + tied + text[m.end(1):]
+    return _recode_define(text, "\nmodule memstream_axi #(", "memstream/hdl/memstream_axi.sv")
 
 
 def _patch_memstream(text: str) -> str:
@@ -229,8 +263,9 @@ def _patch_memstream(text: str) -> str:
     buffer under Verilator. OSrl[k] is the k-th newest word written, so is
     ORing[OWp-1-k]; OPtr counts the same words as before, ODat gets the same word."""
     what = "memstream/hdl/memstream.sv"
+    text = _recode_define(text, "\nmodule memstream #(", what)
     text = _replace_once(text, "\t\tdata_t  OSrl[FULL_CREDIT-1];\n",
-                         "`ifdef VERILATOR  // qnnflow: ring buffer, see hw/stitch.py\n"
+                         "`ifdef QNNFLOW_SIM_RECODE  // qnnflow: ring buffer, see hw/stitch.py\n"
                          "\t\tlocalparam int unsigned  RING = 2**$clog2(FULL_CREDIT-1);\n"
                          "\t\ttypedef logic [$clog2(RING)-1:0]  ring_t;  // indices wrap around\n"
                          "\t\tdata_t  ORing[RING];\n"
@@ -239,46 +274,219 @@ def _patch_memstream(text: str) -> str:
                          "\t\tdata_t  OSrl[FULL_CREDIT-1];\n"
                          "`endif\n", what)
     text = _replace_once(text, "\t\t\tif(Rs3)  OSrl <= { Dat3, OSrl[0:FULL_CREDIT-3] };\n",
-                         "`ifdef VERILATOR\n"
+                         "`ifdef QNNFLOW_SIM_RECODE\n"
                          "\t\t\tif(Rs3) begin\n\t\t\t\tORing[OWp] <= Dat3;\n\t\t\t\tOWp <= OWp + 1;\n\t\t\tend\n"
                          "`else\n"
                          "\t\t\tif(Rs3)  OSrl <= { Dat3, OSrl[0:FULL_CREDIT-3] };\n"
                          "`endif\n", what)
     return _replace_once(text, "\t\t\t\tODat <= OSrl[OPtr];\n",
-                         "`ifdef VERILATOR\n"
+                         "`ifdef QNNFLOW_SIM_RECODE\n"
                          "\t\t\t\tODat <= ORing[ring_t'(OWp - 1 - OPtr[$clog2(RING)-1:0])];\n"
                          "`else\n"
                          "\t\t\t\tODat <= OSrl[OPtr];\n"
                          "`endif\n", what)
 
 
+_FIFO_SRL = """\
+`ifdef QNNFLOW_SIM_RECODE
+		// qnnflow (Verilator only): FINN's SRL FIFO below (`else) in one clocked block
+		// on unsigned counts (Verilator's signed compares cost more). The same values at
+		// every port on every cycle (odat where ovld), by invariants of FINN's code:
+		//  - N = Ptr+1, the number of words in A;
+		//  - Rdy == (Ptr < DEPTH_IMPL-1) (FINN asserts it: "Broken Rdy computation");
+		//  - Count == Ptr+1 + Vld (the words in A and in the output register B): count,
+		//    and the next count that MaxCount follows, come from N and Vld;
+		//  - the shift register A becomes a ring buffer: A[k], the k-th newest word
+		//    written, is the ring's A[AWp-1-k], so B loads A[AWp-N].
+		localparam int unsigned  RING = 2**$clog2(DEPTH_IMPL);
+		typedef logic [$clog2(RING)-1:0]  ring_t;  // indices wrap around
+		typedef logic [$clog2(DEPTH_IMPL+1)-1:0]  n_t;
+		typedef logic [COUNT_WIDTH-1:0]  cnt_t;
+
+		dat_t  A[RING];
+		ring_t  AWp = 0;
+		n_t  N = 0;	// 0, 1, ..., DEPTH_IMPL
+		logic  Rdy = 1;
+		logic  Vld = 0;
+		dat_t  B = 'x;
+		cnt_t  MaxCnt = 0;
+
+		assign	irdy = Rdy;
+		assign	odat = B;
+		assign	ovld = Vld;
+		assign	count = cnt_t'(N) + cnt_t'(Vld);
+		assign	maxcount = MaxCnt;
+
+		always_ff @(posedge clk) begin
+			automatic logic  push = Rdy && ivld;
+			automatic logic  bload = !Vld || ordy;
+			automatic logic  pop = (N != 0) && bload;
+			automatic n_t  n_nxt = N + n_t'(push) - n_t'(pop);
+			automatic logic  vld_nxt = bload? N != 0 : Vld;
+			automatic cnt_t  cnt_nxt = cnt_t'(n_nxt) + cnt_t'(vld_nxt);
+			if(push) begin
+				A[AWp] <= idat;
+				AWp <= AWp + 1;
+			end
+			if(rst) begin
+				N <= 0;
+				Rdy <= 1;
+				Vld <= 0;
+				MaxCnt <= 0;
+			end
+			else begin
+				N <= n_nxt;
+				Rdy <= n_nxt < DEPTH_IMPL;
+				Vld <= vld_nxt;
+				if(bload)  B <= A[ring_t'(AWp - N)];
+				if(cnt_nxt > MaxCnt)  MaxCnt <= cnt_nxt;
+			end
+		end
+`else
+"""
+
+
 def _patch_fifo_srl(text: str) -> str:
     """fifo.sv, "shift" style (DEPTH <= 33, e.g. every FIFO that FIFO sizing first
-    makes 32 deep): the shift register A, DEPTH-1 words all moved on every write,
-    becomes a ring buffer under Verilator. A[k] is the k-th newest word written, so is
-    A[AWp-1-k] of the ring; Ptr, Rdy and Vld are unchanged, B gets the same word."""
+    makes 32 deep): the whole FIFO, occupancy counters included, recoded under
+    Verilator as one clocked block (_FIFO_SRL), ~3x cheaper to simulate. The
+    module-level occupancy monitor is left to the other styles there."""
     what = "fifo/hdl/fifo.sv"
-    text = _replace_once(text, "\t\t(* SHREG_EXTRACT = \"yes\" *) dat_t  A[DEPTH_IMPL];\n",
-                         "`ifdef VERILATOR  // qnnflow: ring buffer, see hw/stitch.py\n"
-                         "\t\tlocalparam int unsigned  RING = 2**$clog2(DEPTH_IMPL);\n"
-                         "\t\ttypedef logic [$clog2(RING)-1:0]  ring_t;  // indices wrap around\n"
-                         "\t\tdat_t  A[RING];\n"
-                         "\t\tring_t  AWp = 0;\n"
-                         "`else\n"
-                         "\t\t(* SHREG_EXTRACT = \"yes\" *) dat_t  A[DEPTH_IMPL];\n"
-                         "`endif\n", what)
-    text = _replace_once(text, "\t\t\tif(push)  A <= { idat, A[0:DEPTH_IMPL-2] };\n",
-                         "`ifdef VERILATOR\n"
-                         "\t\t\tif(push) begin\n\t\t\t\tA[AWp] <= idat;\n\t\t\t\tAWp <= AWp + 1;\n\t\t\tend\n"
-                         "`else\n"
-                         "\t\t\tif(push)  A <= { idat, A[0:DEPTH_IMPL-2] };\n"
-                         "`endif\n", what)
-    return _replace_once(text, "\t\t\t\t\tB <= A[Ptr[$left(Ptr)-1:0]];\n",
-                         "`ifdef VERILATOR\n"
-                         "\t\t\t\t\tB <= A[ring_t'(AWp - 1 - Ptr[$left(Ptr)-1:0])];\n"
-                         "`else\n"
-                         "\t\t\t\t\tB <= A[Ptr[$left(Ptr)-1:0]];\n"
-                         "`endif\n", what)
+    text = _recode_define(text, "\nmodule fifo #(", what)
+    m = re.search(r"\n(\tuwire  cnt_push = irdy && ivld;\n.*?\tassign\tmaxcount = MaxCount;\n)", text, re.S)
+    if not m:
+        raise HwError("finn-rtllib/fifo/hdl/fifo.sv changed (occupancy monitor not found); "
+                      "update hw/stitch.py's Verilator fix for the installed FINN version")
+    text = (text[:m.start(1)]
+            + "`ifdef QNNFLOW_SIM_RECODE\n\tif(RAM_STYLE_EFF != \"shift\") begin : genCount  // shift: in genSRL\n`endif\n"
+            + m.group(1)
+            + "`ifdef QNNFLOW_SIM_RECODE\n\tend : genCount\n`endif\n" + text[m.end(1):])
+    head = "\t\tlocalparam int unsigned  DEPTH_IMPL = DEPTH > 4? DEPTH-1 : 4;  // output register B provides one slot\n"
+    text = _replace_once(text, "\t\"shift\": begin : genSRL\n" + head,
+                         "\t\"shift\": begin : genSRL\n" + head + _FIFO_SRL, what)
+    return _replace_once(text, "\tend : genSRL\n", "`endif  // QNNFLOW_SIM_RECODE\n\tend : genSRL\n", what)
+
+
+_THRESHOLDING_STAGES = """\
+`ifdef QNNFLOW_SIM_RECODE
+	// qnnflow (Verilator only): without run-time configuration (USE_CONFIG = 0) FINN's
+	// free-running pipeline below (genStages, under `else) is a binary search over
+	// constant thresholds with fixed timing: each of its M stages reads the threshold
+	// that the result bits above its own select (address {channel, bits so far}) and
+	// decides its bit (Scope && cmp), taking 1 cycle (2 with DEEP_PIPELINE). Here the
+	// search runs at once, when a TH beat enters pipe[*][0], over the same threshold
+	// files (loaded stage after stage into one memory per PE), and the beats pass a
+	// delay line of the pipeline's length: pipe[*][M] carries the same op, ptr and val
+	// on every cycle for TH beats (NOP beats: op only), all the stream output uses.
+	if(!USE_CONFIG && SETS == 1 && !FPARG) begin : genSearch
+		localparam int unsigned  L = (DEEP_PIPELINE+1) * M;  // pipeline latency
+		localparam int unsigned  TOTAL = CF * (2**M - 1);    // stage s at CF*(2**s-1)
+		localparam val_t  SGN = SIGNED? val_t'(1) << (K-1) : 0;  // signed as unsigned compare
+
+		pipe_t  q[PE];
+		pipe_t  D[L][PE];
+		for(genvar  pe = 0; pe < PE; pe++) begin : genPE
+			val_t  Th[TOTAL];
+			if(THRESHOLDS_PATH != "") begin
+				for(genvar  stage = 0; stage < M; stage++) begin : genLoad
+					initial  $readmemh($sformatf("%sthreshs_%0d_%0d.dat", THRESHOLDS_PATH, pe, stage), Th,
+					                   CF*(2**stage-1), CF*(2**(stage+1)-1)-1);
+				end
+			end
+			always_comb begin
+				q[pe] = pipe[pe][0];
+				if(q[pe].op ==? TH) begin
+					automatic int unsigned  cnl = int'(q[pe].ptr >> M);
+					automatic logic [M-1:0]  r = 0;
+					for(int unsigned  s = 0; s < M; s++) begin
+						automatic int unsigned  hi = int'(r >> (M-s));  // bits above M-1-s
+						automatic int unsigned  sr = (2**(M-s-1) + 2**M-1-N) >> (M-s);  // SCOPE_REDUCE
+						automatic val_t  th = Th[CF*(2**s-1) + (cnl << s) + hi];
+						r[M-1-s] = (sr == 0 || hi < 2**s - sr) && ((th ^ SGN) <= (q[pe].val ^ SGN));
+					end
+					q[pe].ptr[M-1:0] = r;
+				end
+			end
+			assign	pipe[pe][M] = D[L-1][pe];
+		end : genPE
+
+		always_ff @(posedge clk) begin
+			for(int unsigned  i = L-1; i > 0; i--)  D[i] <= D[i-1];
+			D[0] <= q;
+			if(rst) begin
+				for(int unsigned  i = 0; i < L; i++)
+					for(int unsigned  pe = 0; pe < PE; pe++)  D[i][pe].op <= NOP;
+			end
+		end
+	end : genSearch
+	else begin : genFinn
+`endif
+"""
+
+
+def _patch_thresholding(text: str) -> str:
+    """thresholding.sv: the threshold pipeline as a direct binary search plus a delay line
+    under Verilator (_THRESHOLDING_STAGES), where no AXI-lite configuration can change
+    the thresholds."""
+    what = "thresholding/hdl/thresholding.sv"
+    text = _recode_define(text, "\nmodule thresholding #(", what)
+    text = _replace_once(text, "\t// Free-Running Thresholding Pipeline\n",
+                         "\t// Free-Running Thresholding Pipeline\n" + _THRESHOLDING_STAGES, what)
+    return _replace_once(text, "\tend : genStages\n",
+                         "\tend : genStages\n`ifdef QNNFLOW_SIM_RECODE\n\tend : genFinn\n`endif\n", what)
+
+
+_VPC_STREAM = """\
+`ifdef QNNFLOW_SIM_RECODE
+		// qnnflow (Verilator only): the case dwc_axi always makes (N = IBITS*OBITS, so
+		// whole vectors span whole beats on both sides and the last output beat is full:
+		// nxt, idone, odone and olast stay 0) recoded. FINN's code (genFinn, under
+		// `else) keeps the free input capacity ICap = PO0 - H, where H is the number of
+		// elements held in Buf (irdy: ICap >= 0, ovld: ICap <= 0), and places input
+		// elements with a rotating deposit mask and a barrel rotator so that Buf[0..H-1]
+		// hold the stream in order. Here H itself, and Buf as that queue: an output
+		// beat takes PO0 elements off its head, an input beat appends PI0 after the rest.
+		if((TRNI * PI0 == TRNO * PO0) && (OLAST == PO)) begin : genStream
+			localparam int unsigned  CAP = PI0 + PO0;
+			typedef logic [$clog2(CAP+1)-1:0]  h_t;
+
+			logic [W0-1:0]  Buf[CAP];
+			h_t  H = 0;	// 0, ..., CAP
+			assign	irdy = H <= PO0;
+			assign	ovld = H >= PO0;
+
+			always_ff @(posedge clk) begin
+				if(rst)  H <= 0;
+				else begin
+					automatic h_t  h = H;
+					if(otrn) begin
+						for(int unsigned  j = 0; j + PO0 < CAP; j++)  Buf[j] <= Buf[j + PO0];
+						h -= PO0;
+					end
+					if(itrn) begin
+						for(int unsigned  i = 0; i < PI0; i++)  Buf[h + i] <= idat[i*GCD +: GCD];
+						h += PI0;
+					end
+					H <= h;
+				end
+			end
+
+			assign	odat_raw = Buf[0:PO0-1];
+			assign	olast_beat = 0;
+		end : genStream
+		else begin : genFinn
+`endif
+"""
+
+
+def _patch_vpc(text: str) -> str:
+    """vpc.sv (dwc_axi's core): the generic width conversion as a plain element queue
+    under Verilator, in the case dwc_axi instantiates (_VPC_STREAM)."""
+    what = "dwc/hdl/vpc.sv"
+    text = _recode_define(text, "\nmodule vpc #(", what)
+    text = _replace_once(text, "\telse begin : genGeneric\n", "\telse begin : genGeneric\n" + _VPC_STREAM, what)
+    return _replace_once(text, "\tend : genGeneric\n",
+                         "`ifdef QNNFLOW_SIM_RECODE\n\t\tend : genFinn\n`endif\n\tend : genGeneric\n", what)
 
 
 PATCHES = {
@@ -287,6 +495,8 @@ PATCHES = {
     "mvu.sv": _patch_mvu,
     "memstream_axi.sv": _patch_memstream_axi,
     "memstream.sv": _patch_memstream,
+    "thresholding.sv": _patch_thresholding,
+    "vpc.sv": _patch_vpc,
 }
 
 # finn-rtllib folders to prefer when a file name is ambiguous, by op type prefix

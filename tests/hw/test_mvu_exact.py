@@ -8,13 +8,9 @@ rows of one beat, and bubbles (zero). The clock enable is tied to 1, as mvu_vvu_
 but not the canaries)."""
 from __future__ import annotations
 
-import os
-import subprocess
-
 import pytest
+from vtb import build_tb, by_instance_and_cycle, finn_copy, run_tb, tb_top
 
-from hw.rtlsim import verilator_root
-from hw.stitch import PATCHES, finn_rtllib
 
 # VERSION, PE, SIMD, WEIGHT_WIDTH, ACTIVATION_WIDTH, NARROW_WEIGHTS, SIGNED_ACTIVATIONS, row beats
 CONFIGS = [
@@ -83,66 +79,27 @@ module probe #(
 	);
 	always_ff @(posedge clk)  if(!rst && vld)  $display("%0d %0d %h", G, cyc, p);
 endmodule
-
-module tb(input logic  clk, input logic  rst);
-	int unsigned  Cyc = 0;
-	always_ff @(posedge clk)  Cyc <= Cyc + 1;
-{cells}
-endmodule
 """
 
-MAIN = """
-#include <cstdlib>
-#include <memory>
-#include "Vtb.h"
-#include "verilated.h"
-int main(int argc, char** argv) {
-    auto ctx = std::make_unique<VerilatedContext>();
-    ctx->commandArgs(argc, argv);
-    auto top = std::make_unique<Vtb>(ctx.get(), "top");
-    const int cycles = std::atoi(argv[1]);
-    top->rst = 1;
-    for (int i = 0; i < cycles; ++i) {
-        if (i == 8) top->rst = 0;
-        top->clk = 0; top->eval();
-        top->clk = 1; top->eval();
-    }
-    top->final();
-    return 0;
-}
-"""
+def _sources(src):
+    return [finn_copy(src, f"mvu/{f}") for f in ("mvu_pkg.sv", "add_multi.sv", "mvu.sv")] + ["tb.sv"]
 
 
 def _build(tmp_path, name: str, lanes: bool):
     src = tmp_path / "src"
     if not src.is_dir():
         src.mkdir()
-        for f in ("mvu_pkg.sv", "add_multi.sv", "mvu.sv"):
-            text = (finn_rtllib() / "mvu" / f).read_text()
-            (src / f).write_text(PATCHES[f](text) if f in PATCHES else text)
-        cells = "\n".join(f"\tprobe #({g}, {', '.join(str(v) for v in c)}) c{g} (clk, rst, Cyc);"
-                          for g, c in enumerate(CONFIGS))
-        (src / "tb.sv").write_text(CELL.replace("{cells}", cells))
-        (src / "main.cpp").write_text(MAIN)
-    root = verilator_root()
-    cmd = [str(root / "bin" / "verilator"), "--cc", "--exe", "--build", "--top-module", "tb",
-           "-Wno-fatal", "-Wno-lint", "-Wno-style", "--no-timing", "--x-assign", "fast", "--x-initial", "unique",
-           "-MAKEFLAGS", "CFG_CXXFLAGS_PCH_I=-include", "-j", "2", "--Mdir", str(tmp_path / name), "-o", "sim",
-           *(["-DQNNFLOW_FINN_DSP_LANES"] if lanes else []),
-           "mvu_pkg.sv", "add_multi.sv", "mvu.sv", "tb.sv", "main.cpp"]
-    r = subprocess.run(cmd, cwd=src, env=dict(os.environ, VERILATOR_ROOT=str(root)), capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr[-3000:]
-    return tmp_path / name / "sim"
+        _sources(src)
+        cells = [f"\tprobe #({g}, {', '.join(str(v) for v in c)}) c{g} (clk, rst, Cyc);"
+                 for g, c in enumerate(CONFIGS)]
+        (src / "tb.sv").write_text(CELL + tb_top(cells))
+    return build_tb(src, _sources(src), tmp_path / name, ["QNNFLOW_FINN_DSP_LANES"] if lanes else [])
 
 
 def test_exact_products_match_finn_dsp_lanes(tmp_path):
     runs = {}
     for name, lanes in (("exact", False), ("lanes", True)):
-        sim = _build(tmp_path, name, lanes)
-        r = subprocess.run([str(sim), str(CYCLES)], capture_output=True, text=True, timeout=300)
-        assert r.returncode == 0, r.stderr[-2000:]
-        # "instance cycle p" lines; instances print in scheduling order within a cycle
-        runs[name] = sorted(r.stdout.splitlines(), key=lambda ln: tuple(int(v) for v in ln.split()[:2]))
+        runs[name] = by_instance_and_cycle(run_tb(_build(tmp_path, name, lanes), CYCLES))
     exact, lanes = runs["exact"], runs["lanes"]
     for g in range(len(CONFIGS)):  # every instance finished many rows
         assert sum(ln.startswith(f"{g} ") for ln in lanes) > 50, CONFIGS[g]
@@ -150,3 +107,39 @@ def test_exact_products_match_finn_dsp_lanes(tmp_path):
     assert diff is None and len(exact) == len(lanes), \
         f"first difference: exact {exact[diff] if diff is not None else len(exact)!r} vs lanes " \
         f"{lanes[diff] if diff is not None else len(lanes)!r}"
+
+
+NARROW_TB = """
+module tb(input logic  clk, input logic  rst);
+	localparam int unsigned  PE = {pe}, SIMD = {simd}, WW = {ww}, AW = 4;
+	logic [PE-1:0][SIMD-1:0][WW-1:0]  w;
+	always_comb begin
+		for(int unsigned  i = 0; i < PE; i++)
+			for(int unsigned  s = 0; s < SIMD; s++)  w[i][s] = WW'((i + 3*s) % (2**(WW-1)-1)) - WW'(i % 2);
+		if({bad}) w[{bad_pe}][{bad_s}] = {{1'b1, {{(WW-1){{1'b0}}}}}};
+	end
+	uwire  vld;
+	uwire [PE-1:0][WW+AW+$clog2(SIMD)+1:0]  p;
+	mvu #(.VERSION(1), .PE(PE), .SIMD(SIMD), .WEIGHT_WIDTH(WW), .ACTIVATION_WIDTH(AW),
+	      .ACCU_WIDTH(WW+AW+$clog2(SIMD)+2), .SIGNED_ACTIVATIONS(0), .NARROW_WEIGHTS(1)
+	) dut (.clk, .rst, .en(1'b1), .last(1'b1), .zero(1'b0), .w, .a('1), .vld, .p);
+endmodule
+"""
+
+
+@pytest.mark.parametrize("pe, simd, ww, bad_pe, bad_s", [
+    (4, 16, 2, 3, 15),   # tfc-w2a2's first layer: 32-bit rows
+    (3, 5, 9, 1, 0),     # 45-bit rows
+    (2, 40, 4, 0, 39),   # 160-bit rows
+])
+def test_exact_model_stops_on_a_weight_violating_narrow_range(tmp_path, pe, simd, ww, bad_pe, bad_s):
+    """The exact model cannot show the wrong products FINN's lanes compute for a weight
+    of -2**(WEIGHT_WIDTH-1) under NARROW_WEIGHTS: it stops with an error instead, and
+    only then."""
+    for bad in (0, 1):
+        src = tmp_path / f"src{bad}"
+        src.mkdir()
+        (src / "tb.sv").write_text(NARROW_TB.format(pe=pe, simd=simd, ww=ww, bad=bad, bad_pe=bad_pe, bad_s=bad_s))
+        sim = build_tb(src, _sources(src), tmp_path / f"obj{bad}")
+        out = run_tb(sim, 40, check=False)
+        assert ("violates NARROW_WEIGHTS" in out) == bool(bad), out[-2000:]
