@@ -231,6 +231,80 @@ def _cmd_bench(a) -> int:
     return 0
 
 
+def _cmd_compress(a) -> int:
+    if a.method == "study":
+        from .compress_study import run_study
+
+        r = run_study(Path(a.out), a.model, a.checkpoint, bits=tuple(a.bits), sparsity=a.sparsity,
+                      budgets=tuple(a.budgets), build_bits=a.build_bits, builds=Path(a.builds),
+                      samples=a.samples, epochs_scale=a.epochs_scale, seed=a.seed, build=not a.no_build,
+                      console=console)
+        bad = [r_ for r_ in r["rows"] if r_.get("build", {}).get("mismatches")]
+        Console().print(f"compress study of {r['model']}: {len(r['rows'])} points, "
+                        f"{sum('build' in r_ for r_ in r['rows'])} built ({len(bad)} with mismatches); "
+                        f"written {a.out}/RESULTS.md, results.json, accuracy_vs_size.png ({r['seconds']:.0f} s)")
+        return 1 if bad else 0
+    from .compress import run_method
+
+    return run_method(a, console=console)
+
+
+def _compress_parser(sub) -> None:
+    from models.compress.cluster import METHODS
+
+    c = sub.add_parser("compress", help="compress a zoo model (pruning, weight sharing, mixed precision) "
+                                        "and build the result verified",
+                       description="Each method writes OUT/model.pt, OUT/compress.json and (unless --no-build) "
+                                   "OUT/build, a full verified build; `study` runs them all into one table.")
+    msub = c.add_subparsers(dest="method", required=True, metavar="METHOD")
+
+    def method(name, help_):
+        m = msub.add_parser(name, help=help_)
+        m.add_argument("--model", default="tfc-w8a8", help="base zoo model (default tfc-w8a8: 8-bit weights "
+                                                           "and activations)")
+        m.add_argument("--checkpoint", help="base checkpoint (default: the shipped one of --model)")
+        m.add_argument("--seed", type=int, default=0)
+        m.add_argument("--samples", type=int, default=1000, help="verification samples of the build (default 1000)")
+        m.add_argument("--out", required=True, help="output folder (written completely or not at all)")
+        if name != "study":
+            m.add_argument("--no-build", action="store_true", help="write the checkpoint only")
+            m.add_argument("--force", action="store_true", help="replace an existing output folder")
+        m.set_defaults(func=_cmd_compress)
+        return m
+
+    m = method("linear", "plain linear quantization (post-training, one scale per layer)")
+    m.add_argument("--bits", type=int, default=4, choices=range(2, 9), metavar="{2..8}")
+    m = method("share", "weight sharing: cluster each layer into 2^bits values, centroids onto an integer grid")
+    m.add_argument("--bits", type=int, default=4, choices=range(1, 9), metavar="{1..8}")
+    m.add_argument("--cluster", default="kmeans-pso", choices=METHODS[1:], help="clustering (default kmeans-pso)")
+    m.add_argument("--grid-bits", type=int, default=8, choices=range(2, 9), metavar="{2..8}",
+                   help="integer grid of the centroids = FINN's weight width (default 8)")
+    m = method("prune", "fine-grained magnitude pruning on the gradual (cubic) schedule, then fine-tuning")
+    m.add_argument("--sparsity", type=float, default=0.8, help="final sparsity of every layer (default 0.8)")
+    m.add_argument("--prune-epochs", type=int, default=6)
+    m.add_argument("--finetune-epochs", type=int, default=4)
+    m = method("neurons", "structured pruning of MLP neurons: group lasso (proximal), threshold, fine-tune")
+    m.add_argument("--tau", type=float, default=5e-4, help="proximal step x lambda per optimizer step (default 5e-4)")
+    m.add_argument("--threshold", type=float, default=0.05, help="remove neurons below this x the layer's "
+                                                                 "strongest group norm (default 0.05)")
+    m.add_argument("--multiple", type=int, default=4, help="keep a multiple of this many neurons (default 4)")
+    m.add_argument("--lasso-epochs", type=int, default=4)
+    m.add_argument("--finetune-epochs", type=int, default=4)
+    m = method("mixed", "per-layer weight bits by differentiable search under a weight-memory budget")
+    m.add_argument("--budget-bits", type=int, default=3, help="the budget: the weight memory of uniform "
+                                                              "BITS-bit weights (default 3)")
+    m.add_argument("--search-epochs", type=int, default=3)
+    m.add_argument("--finetune-epochs", type=int, default=6)
+    m = method("study", "every method on one model: the results table (RESULTS.md) and plot")
+    m.add_argument("--bits", type=int, nargs="+", default=[8, 7, 6, 5, 4, 3, 2])
+    m.add_argument("--sparsity", type=float, default=0.8)
+    m.add_argument("--budgets", type=int, nargs="+", default=[3, 4])
+    m.add_argument("--build-bits", type=int, default=4, help="build every method's model at these bits (default 4)")
+    m.add_argument("--builds", default="build/compress-study", help="where the study's builds go")
+    m.add_argument("--epochs-scale", type=float, default=1.0, help="scale every fine-tuning length (tests: < 1)")
+    m.add_argument("--no-build", action="store_true", help="accuracy and size only: no builds, no estimates")
+
+
 def make_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="qnnflow",
@@ -310,6 +384,8 @@ def make_parser() -> argparse.ArgumentParser:
     e.add_argument("model", help="a zoo name (its shipped checkpoint) or a checkpoint path")
     e.add_argument("--split", default="test", choices=("train", "val", "test"))
     e.set_defaults(func=_cmd_eval)
+
+    _compress_parser(sub)
 
     be = sub.add_parser("bench", help="throughput of intsim vs onnxruntime and FINN python execution")
     be.add_argument("--out", default="build/bench")

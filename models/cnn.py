@@ -19,17 +19,18 @@ from .quant import Preset
 CNN_ARCHS = ("lenet5", "cnv")
 
 
-def _conv_block(preset: Preset, cin: int, cout: int, k: int, padding: int = 0) -> list[nn.Module]:
+def _conv_block(preset: Preset, cin: int, cout: int, k: int, padding: int = 0,
+                per_channel: bool = True) -> list[nn.Module]:
     return [
-        qnn.QuantConv2d(cin, cout, k, padding=padding, bias=False, weight_quant=preset.weight_quant(True)),
+        qnn.QuantConv2d(cin, cout, k, padding=padding, bias=False, weight_quant=preset.weight_quant(per_channel)),
         nn.BatchNorm2d(cout),
         preset.act_layer(),
     ]
 
 
-def _fc_block(preset: Preset, fin: int, fout: int, dropout: float) -> list[nn.Module]:
+def _fc_block(preset: Preset, fin: int, fout: int, dropout: float, per_channel: bool = True) -> list[nn.Module]:
     return [
-        qnn.QuantLinear(fin, fout, bias=False, weight_quant=preset.weight_quant(True)),
+        qnn.QuantLinear(fin, fout, bias=False, weight_quant=preset.weight_quant(per_channel)),
         nn.BatchNorm1d(fout),
         preset.act_layer(),
         nn.Dropout(dropout),  # always present: state-dict keys must not depend on it
@@ -72,33 +73,38 @@ class QuantCNN(nn.Module):
 class LeNet5(QuantCNN):
     """conv5x5(6, pad 2) -> pool2 -> conv5x5(16) -> pool2 -> FC120 -> FC84 -> FC10."""
 
-    def __init__(self, preset: Preset, classes: int = 10, dropout: float = 0.0):
+    def __init__(self, preset: Preset, classes: int = 10, dropout: float = 0.0, per_channel: bool = True):
+        pc = per_channel
         features = [
-            *_conv_block(preset, 1, 6, 5, padding=2), nn.MaxPool2d(2),    # 28 -> 28 -> 14
-            *_conv_block(preset, 6, 16, 5), nn.MaxPool2d(2),              # 14 -> 10 -> 5
+            *_conv_block(preset, 1, 6, 5, padding=2, per_channel=pc), nn.MaxPool2d(2),    # 28 -> 28 -> 14
+            *_conv_block(preset, 6, 16, 5, per_channel=pc), nn.MaxPool2d(2),              # 14 -> 10 -> 5
         ]
-        fc = [*_fc_block(preset, 16 * 5 * 5, 120, dropout), *_fc_block(preset, 120, 84, dropout)]
+        fc = [*_fc_block(preset, 16 * 5 * 5, 120, dropout, pc), *_fc_block(preset, 120, 84, dropout, pc)]
         super().__init__(preset, features, fc, 84, classes)
 
 
 class CNV(QuantCNN):
     """CNV-style, sized for 28x28: conv3x3 32, 32, pool2, conv3x3 64, 64, pool2 -> FC256 -> FC10."""
 
-    def __init__(self, preset: Preset, classes: int = 10, dropout: float = 0.0):
+    def __init__(self, preset: Preset, classes: int = 10, dropout: float = 0.0, per_channel: bool = True):
+        pc = per_channel
         features = [
-            *_conv_block(preset, 1, 32, 3), *_conv_block(preset, 32, 32, 3), nn.MaxPool2d(2),   # 28->26->24->12
-            *_conv_block(preset, 32, 64, 3), *_conv_block(preset, 64, 64, 3), nn.MaxPool2d(2),  # 12->10->8->4
+            *_conv_block(preset, 1, 32, 3, per_channel=pc), *_conv_block(preset, 32, 32, 3, per_channel=pc),
+            nn.MaxPool2d(2),                                                                    # 28->26->24->12
+            *_conv_block(preset, 32, 64, 3, per_channel=pc), *_conv_block(preset, 64, 64, 3, per_channel=pc),
+            nn.MaxPool2d(2),                                                                    # 12->10->8->4
         ]
-        fc = _fc_block(preset, 64 * 4 * 4, 256, dropout)
+        fc = _fc_block(preset, 64 * 4 * 4, 256, dropout, pc)
         super().__init__(preset, features, fc, 256, classes)
 
 
-def build_cnn(arch: str, preset: Preset, dropout: float = 0.0) -> QuantCNN:
-    """A freshly initialised conv net: arch in {"lenet5", "cnv"}."""
+def build_cnn(arch: str, preset: Preset, dropout: float = 0.0, per_channel: bool = True) -> QuantCNN:
+    """A freshly initialised conv net: arch in {"lenet5", "cnv"}; per_channel=False: one
+    weight scale per layer."""
     if arch == "lenet5":
-        return LeNet5(preset, dropout=dropout)
+        return LeNet5(preset, dropout=dropout, per_channel=per_channel)
     if arch == "cnv":
-        return CNV(preset, dropout=dropout)
+        return CNV(preset, dropout=dropout, per_channel=per_channel)
     raise ModelError(f"unknown conv architecture {arch!r}; valid: {', '.join(CNN_ARCHS)}")
 
 

@@ -15,24 +15,27 @@ class QuantMLP(nn.Module):
 
     `presets` holds one preset per weight layer (hidden layers, then the classifier); the
     input quantizer and the hidden activations follow each layer's preset. Hidden layers
-    have no bias (BatchNorm folds into FINN's thresholds); the classifier has a per-tensor
+    have no bias (BatchNorm folds into FINN's thresholds), each its own width (`width`: one
+    for all or a list; structured pruning narrows them), with one weight scale per output
+    channel (or per layer: per_channel=False); the classifier has a per-tensor
     weight scale and no bias, so its output is one integer accumulator times one scale:
     the integers are what the accelerator produces, the scale is the float tail kept in
     software, and argmax over the integers equals argmax over the logits.
     """
 
-    def __init__(self, presets: list[Preset], width: int = 64, in_features: int = 784,
-                 classes: int = 10, dropout: float = 0.0):
+    def __init__(self, presets: list[Preset], width: int | list[int] = 64, in_features: int = 784,
+                 classes: int = 10, dropout: float = 0.0, per_channel: bool = True):
         super().__init__()
         depth = len(presets) - 1
+        widths = list(width) if isinstance(width, (list, tuple)) else [width] * depth
         quantized = presets[0].buildable
         self.input_quant = (qnn.QuantIdentity(act_quant=presets[0].input_quant(), return_quant_tensor=True)
                             if quantized else nn.Identity())
         layers: list[nn.Module] = []
         fan_in = in_features
-        for p in presets[:depth]:
+        for p, width in zip(presets[:depth], widths):
             layers += [
-                qnn.QuantLinear(fan_in, width, bias=False, weight_quant=p.weight_quant(True)),
+                qnn.QuantLinear(fan_in, width, bias=False, weight_quant=p.weight_quant(per_channel)),
                 nn.BatchNorm1d(width),
                 p.act_layer(),
                 nn.Dropout(dropout),  # always present: state-dict keys must not depend on it

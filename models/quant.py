@@ -10,10 +10,13 @@ quantizers round half-to-even (Brevitas's ROUND), which the flow reproduces exac
   po2   power-of-two weights {0, +-2^k} (INQ, 5 bits: 8 exponents and zero), 8-bit activations;
         trained by incremental network quantization (models/inq.py)
   fp32  float reference (trained the same way; not buildable)
+  wBaC  any other linear preset: B-bit weights (2..8), C-bit activations (2..8), e.g. w3a8
+        (compression studies, models/compress: linear quantization at 8..3 bits, mixed precision)
   mix:P1,P2,...  one preset per layer (hidden layers then classifier), e.g. mix:w8a8,w2a2,w2a2,w4a4
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from brevitas import nn as qnn
@@ -89,13 +92,29 @@ PRESETS: dict[str, Preset] = {
 }
 
 
+LINEAR_BITS = range(2, 9)  # the wBaC family: B, C in 2..8
+
+
+def linear_preset(name: str) -> Preset | None:
+    """`wBaC` with B, C in 2..8 (linear integer weights and activations), else None."""
+    m = re.fullmatch(r"w(\d)a(\d)", name)
+    if not m or int(m[1]) not in LINEAR_BITS or int(m[2]) not in LINEAR_BITS:
+        return None
+    return Preset(name, int(m[1]), int(m[2]),
+                  description=f"{m[1]}-bit linear weights, {m[2]}-bit activations")
+
+
+def is_preset(name: str) -> bool:
+    return name in PRESETS or linear_preset(name) is not None
+
+
 def get_preset(name: str) -> Preset:
-    try:
-        return PRESETS[name]
-    except KeyError:
+    preset = PRESETS.get(name) or linear_preset(name)
+    if preset is None:
         raise ModelError(
-            f"unknown preset {name!r}; valid presets: {', '.join(PRESETS)} or mix:P1,P2,... (one per layer)"
-        ) from None
+            f"unknown preset {name!r}; valid presets: {', '.join(PRESETS)}, wBaC (B, C in 2..8, e.g. w3a8) "
+            "or mix:P1,P2,... (one per layer)")
+    return preset
 
 
 def layer_presets(name: str, layers: int) -> list[Preset]:
@@ -108,5 +127,5 @@ def layer_presets(name: str, layers: int) -> list[Preset]:
                          f"weight layers (hidden layers, then the classifier)")
     presets = [get_preset(p) for p in parts]
     if any(p.weight_kind in ("float", "po2") for p in presets):
-        raise ModelError(f"preset {name!r}: a mix takes integer or binary presets (w1a1, w2a2, w4a4, w8a8)")
+        raise ModelError(f"preset {name!r}: a mix takes integer or binary presets (w1a1, wBaC such as w2a2, w4a8)")
     return presets

@@ -64,10 +64,13 @@ def train(cfg: TrainConfig, out: Path, progress=None) -> dict:
 
 
 def _fit(cfg: TrainConfig, model: nn.Module, epochs: int, lr: float, progress, data, label: str,
-         after_step=None) -> tuple[list, dict]:
-    """Adam with cosine decay; validation each epoch; the best epoch's state."""
+         after_step=None, penalty=None, params=None) -> tuple[list, dict]:
+    """Adam with cosine decay; validation each epoch; the best epoch's state.
+    after_step(): called after each optimizer step (masks, frozen weights); penalty():
+    a regularisation term added to the loss (group lasso, size); params: what the
+    optimizer updates (default: all of the model's parameters; or param groups)."""
     train_s, val_s = data
-    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=cfg.weight_decay)
+    opt = torch.optim.Adam(model.parameters() if params is None else params, lr=lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = math.ceil(len(train_s.x) / cfg.batch_size)
     total = epochs * steps_per_epoch
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / total)))
@@ -85,6 +88,8 @@ def _fit(cfg: TrainConfig, model: nn.Module, epochs: int, lr: float, progress, d
             idx = perm[i * cfg.batch_size:(i + 1) * cfg.batch_size]
             opt.zero_grad(set_to_none=True)
             loss = loss_fn(model(xt[idx]), yt[idx])
+            if penalty is not None:
+                loss = loss + penalty()
             loss.backward()
             opt.step()
             if after_step is not None:

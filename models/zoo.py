@@ -11,7 +11,7 @@ from torch import nn
 
 from .errors import ModelError
 from .mlp import MLP_WIDTHS, QuantMLP
-from .quant import PRESETS, get_preset, layer_presets
+from .quant import PRESETS, get_preset, is_preset, layer_presets
 
 CNN_ARCHS = ("lenet5", "cnv")
 ARCHS = tuple(MLP_WIDTHS) + CNN_ARCHS
@@ -32,16 +32,23 @@ def parse_name(name: str) -> ModelName:
     if arch not in ARCHS:
         raise ModelError(f"unknown architecture {arch!r} in model name {name!r}; "
                          f"valid architectures: {', '.join(ARCHS)} (names read <arch>-<preset>)")
-    if preset not in PRESETS and not preset.startswith("mix:"):
-        raise ModelError(f"unknown preset {preset!r} in model name {name!r}; "
-                         f"valid presets: {', '.join(PRESETS)} or mix:P1,P2,... (names read <arch>-<preset>)")
+    if not is_preset(preset) and not preset.startswith("mix:"):
+        raise ModelError(f"unknown preset {preset!r} in model name {name!r}; valid presets: "
+                         f"{', '.join(PRESETS)}, wBaC (B, C in 2..8) or mix:P1,P2,... (names read <arch>-<preset>)")
     return ModelName(arch, preset)
 
 
-def build_model(name: str, dropout: float = 0.0, float_weights: bool = False) -> nn.Module:
+ARCH_KWARGS = ("widths", "per_channel")  # checkpoint meta "arch_kwargs": shapes a compression changed
+
+
+def build_model(name: str, dropout: float = 0.0, float_weights: bool = False,
+                widths: list[int] | None = None, per_channel: bool = True) -> nn.Module:
     """A freshly initialised Brevitas module for `name`, e.g. 'tfc-w2a2'.
 
     float_weights: the same network with unquantized weights (INQ trains po2 weights so).
+    widths: the MLP's hidden widths, one per hidden layer (structured pruning shrinks them;
+    default: the architecture's). per_channel=False: one weight scale per layer instead of
+    one per output channel (weight sharing puts a whole layer on one integer grid).
     """
     mn = parse_name(name)
     if mn.arch in CNN_ARCHS:
@@ -49,14 +56,19 @@ def build_model(name: str, dropout: float = 0.0, float_weights: bool = False) ->
 
         if mn.preset.startswith("mix:"):
             raise ModelError(f"{name}: per-layer mixes are available for the MLPs (tfc, sfc, lfc) only")
+        if widths is not None:
+            raise ModelError(f"{name}: custom widths are available for the MLPs (tfc, sfc, lfc) only")
         preset = get_preset(mn.preset)
         if float_weights:
             preset = dataclasses.replace(preset, weight_kind="float_weights")
-        return build_cnn(mn.arch, preset, dropout=dropout)
+        return build_cnn(mn.arch, preset, dropout=dropout, per_channel=per_channel)
     presets = layer_presets(mn.preset, 4)
     if float_weights:
         presets = [dataclasses.replace(p, weight_kind="float_weights") for p in presets]
-    return QuantMLP(presets, width=MLP_WIDTHS[mn.arch], dropout=dropout)
+    widths = list(widths) if widths is not None else [MLP_WIDTHS[mn.arch]] * (len(presets) - 1)
+    if len(widths) != len(presets) - 1 or any(int(w) < 1 for w in widths):
+        raise ModelError(f"{name}: widths {widths} must give {len(presets) - 1} positive hidden widths")
+    return QuantMLP(presets, width=widths, dropout=dropout, per_channel=per_channel)
 
 
 def shipped_checkpoint(name: str) -> Path:
@@ -95,7 +107,11 @@ def load_checkpoint(path: str | Path, name: str | None = None) -> tuple[nn.Modul
     if name is not None and ck_name != str(parse_name(name)):
         raise ModelError(f"checkpoint {path} holds {ck_name}, not the requested {name}; "
                          f"use --model {ck_name} or a checkpoint trained for {name}")
-    model = build_model(ck_name)
+    arch_kwargs = {k: v for k, v in (meta.get("arch_kwargs") or {}).items() if k in ARCH_KWARGS}
+    try:
+        model = build_model(ck_name, **arch_kwargs)
+    except ModelError as exc:
+        raise ModelError(f"checkpoint {path}: {exc}") from None
     missing, unexpected = model.load_state_dict(ckpt["state_dict"], strict=False)
     if missing or unexpected:
         raise ModelError(f"checkpoint {path} does not match {ck_name}: missing {list(missing)[:3]}, "
@@ -142,7 +158,7 @@ def list_shipped() -> list[dict]:
             "best_epoch": meta.get("best_epoch"), "seed": meta.get("seed"),
             "train_seconds": meta.get("train_seconds"), "command": meta.get("command"),
             "checkpoint": str(path), "buildable": get_preset(meta["preset"]).buildable
-            if meta.get("preset") in PRESETS else True,
+            if is_preset(meta.get("preset", "")) else True,
         })
     floats = {r["name"]: r["accuracy"] for r in rows if r["preset"] == "fp32"}
     for r in rows:
