@@ -100,9 +100,12 @@ def _blank_init_file(text: str) -> str:
 # value at the module's ports on every cycle where it is valid, so outputs and cycle
 # counts are unchanged: tests/hw/test_recode.py compares modules port by port,
 # tests/hw/test_rtlsim.py the stitched accelerator, with FINN's code
-# (hw.rtlsim(..., finn_rtl=True)). With the compiler flags of hw/rtlsim.py they make
-# the simulation of tfc-w2a2 ~3x faster (0.9 -> 2.8 M cycles/s on a shared 2-core
-# machine), ~3.3 M with the FIFO recoding.
+# (hw.rtlsim(..., finn_rtl=True)). tfc-w2a2, simulated cycles per CPU second on a
+# shared 2-core machine, with the compiler flags of hw/rtlsim.py and the harness's
+# direct model calls: FINN's code 1.0 M; recoded 1.3 M with FINN's DSP lane model
+# (instruction-cache bound: ~8800 instructions per cycle), 6.3-6.6 M with exact MVU
+# products (~3400; 3.0 M and ~5000 before the FIFO, thresholding, width converter and
+# narrow-check recodings).
 
 def _replace_once(text: str, old: str, new: str, what: str) -> str:
     if text.count(old) != 1:
@@ -126,6 +129,23 @@ _MVU_EXACT_DEFINE = """\
 """
 
 _MVU_EXACT = """\
+`ifdef VERILATOR
+	// qnnflow: whether a weight is -2**(WEIGHT_WIDTH-1), a PE's weights at once (at most
+	// 64 bits for most shapes: cheap to simulate): one is iff its sign bit is set and the
+	// bits below it (shifted up onto the sign position) are all clear.
+	function automatic logic  narrow_violated(input logic [PE-1:0][SIMD-1:0][WEIGHT_WIDTH-1:0]  ws);
+		typedef logic [SIMD*WEIGHT_WIDTH-1:0]  wrow_t;
+		localparam wrow_t  SIGNS = {SIMD{1'b1, {(WEIGHT_WIDTH-1){1'b0}}}};
+		automatic logic  bad = 0;
+		for(int unsigned  pe = 0; pe < PE; pe++) begin
+			automatic wrow_t  row = ws[pe];
+			automatic wrow_t  low = 0;
+			for(int unsigned  k = 1; k < WEIGHT_WIDTH; k++)  low |= row << k;
+			bad |= |(row & SIGNS & ~low);
+		end
+		return  bad;
+	endfunction
+`endif
 `ifdef QNNFLOW_EXACT_MVU
 	// qnnflow (Verilator only): the exact dot product, with the DSP lanes' timing.
 	// FINN's lane model (below, under `else) packs several PEs into each 48-bit DSP
@@ -175,29 +195,22 @@ _MVU_EXACT = """\
 		if(NARROW_WEIGHTS) begin : genNarrowCheck
 			// FINN's check of the lanes' narrow-range commitment (a $warning there, next to
 			// the wrong products it leads to), here an error: the exact products would hide
-			// them. A plain `if`, so that --no-assert keeps it. A PE's weights at once (at
-			// most 64 bits for most shapes: cheap to simulate): one is -2**(WEIGHT_WIDTH-1)
-			// iff its sign bit is set and the bits below it (shifted up onto the sign
-			// position) are all clear.
-			typedef logic [SIMD*WEIGHT_WIDTH-1:0]  wrow_t;
-			localparam wrow_t  SIGNS = {SIMD{1'b1, {(WEIGHT_WIDTH-1){1'b0}}}};
+			// them. A plain `if`, so that --no-assert keeps it.
 			always_ff @(posedge clk) begin
-				if(en && !rst && !zero) begin
-					automatic logic  bad = 0;
-					for(int unsigned  pe = 0; pe < PE; pe++) begin
-						automatic wrow_t  row = w[pe];
-						automatic wrow_t  low = 0;
-						for(int unsigned  k = 1; k < WEIGHT_WIDTH; k++)  low |= row << k;
-						bad |= |(row & SIGNS & ~low);
-					end
-					if(bad) begin
-						$error("%m: a weight of -2**%0d violates NARROW_WEIGHTS: FINN's DSP lanes would compute wrong products; this exact-product model (QNNFLOW_RTLSIM_EXACT_MVU=1 or finn_dsp_lanes=False) cannot show them; simulate FINN's lanes (the default)", WEIGHT_WIDTH-1);
-					end
+				if(en && !rst && !zero && narrow_violated(w)) begin
+					$error("%m: a weight of -2**%0d violates NARROW_WEIGHTS: FINN's DSP lanes would compute wrong products; this exact-product model (QNNFLOW_RTLSIM_EXACT_MVU=1 or finn_dsp_lanes=False) cannot show them; simulate FINN's lanes (the default)", WEIGHT_WIDTH-1);
 				end
 			end
 		end : genNarrowCheck
 	end : genExact
 `else
+`ifdef QNNFLOW_SIM_RECODE
+	// qnnflow (Verilator only): FINN's per-weight narrow-range assertions in genSIMD
+	// below run only in the cycles where this check over all weights finds a violation
+	// (they were ~6% of the lane model's simulation); the same warnings then.
+	logic  narrow_seen;
+	always_comb  narrow_seen = NARROW_WEIGHTS && narrow_violated(w);
+`endif
 """
 
 
@@ -206,6 +219,11 @@ def _patch_mvu(text: str) -> str:
     _MVU_EXACT); its DSP start-up watchdog dropped there too (it models DSP slices, and
     with --no-timing its `#100ns` is ignored, so it never fires: it only cost time)."""
     text = _replace_once(text, "\nmodule mvu #(", "\n" + _MVU_EXACT_DEFINE + "module mvu #(", "mvu/mvu.sv")
+    text = _recode_define(text, "\nmodule mvu #(", "mvu/mvu.sv")
+    text = _replace_once(text, "\t\t\t\t\talways_ff @(posedge clk iff en && !rst) begin\n\t\t\t\t\t\tforeach(ww[pe]) begin\n",
+                         "\t\t\t\t\talways_ff @(posedge clk iff en && !rst) begin\n"
+                         "`ifdef QNNFLOW_SIM_RECODE  // qnnflow: see narrow_seen\n\t\t\t\t\t\tif(narrow_seen)\n`endif\n"
+                         "\t\t\t\t\t\tforeach(ww[pe]) begin\n", "mvu/mvu.sv")
     text = _replace_once(text, "\tif(1) begin : blkRecoveryWatch\n",
                          "`ifndef QNNFLOW_EXACT_MVU  // qnnflow: DSP slices only (see above)\n"
                          "\tif(1) begin : blkRecoveryWatch\n", "mvu/mvu.sv")

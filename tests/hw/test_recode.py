@@ -8,6 +8,8 @@ tests/hw/test_rtlsim.py compares the whole stitched accelerator (outputs, cycles
 FIFO occupancy) with and without the recodings."""
 from __future__ import annotations
 
+import re
+
 from vtb import build_tb, by_instance_and_cycle, finn_copy, run_tb, tb_top
 
 # DEPTH, DATA_WIDTH, RAM_STYLE, P(ivld) and P(ordy) in 1/8
@@ -31,6 +33,13 @@ STIMULI = """\
 	uwire [1:0]  phase = cyc[9:8];
 	uwire  ivld = phase == 1? 1 : phase == 2? 0 : R[2:0] < PV;
 	uwire  ordy = phase == 1? R[3] && R[4] : phase == 2? 1 : R[7:5] < PR;
+"""
+
+# the handshakes on every cycle and the data where valid, after the instance and the cycle
+DISPLAY = """\
+	always_ff @(posedge clk)
+		$display("%0d %0d %b%b %h", G, cyc, irdy, ovld, ovld? odat : '0);
+endmodule
 """
 
 TB = """
@@ -108,10 +117,7 @@ module probe #(parameter int G = 0, parameter int unsigned  K = 8, N = 3, C = 4,
 		.clk, .rst, .cfg_en(1'b0), .cfg_we(1'b0), .cfg_a('0), .cfg_d('0), .cfg_rack(), .cfg_q(),
 		.irdy, .ivld, .iset('0), .idat, .ordy, .ovld, .odat
 	);
-	always_ff @(posedge clk)
-		$display("%0d %0d %b%b %h", G, cyc, irdy, ovld, ovld? odat : '0);
-endmodule
-"""
+{display}"""
 
 
 def test_thresholding_recoding_cycle_identical(tmp_path):
@@ -139,7 +145,7 @@ def test_thresholding_recoding_cycle_identical(tmp_path):
                 (src / f"t{g}_threshs_{p}_{s}.dat").write_text("".join(f"{v:x}\n" for v in rows))
         cells.append(f'\tprobe #({g}, {k}, {n}, {c}, {pe}, {signed}, {bias}, {deep}, {pv}, {pr}, "t{g}_") '
                      f'c{g} (clk, rst, Cyc);')
-    (src / "tb.sv").write_text(TH_TB.replace("{stimuli}", STIMULI) + tb_top(cells))
+    (src / "tb.sv").write_text(TH_TB.replace("{stimuli}", STIMULI).replace("{display}", DISPLAY) + tb_top(cells))
     recoded, finn = _recoded_and_finn(tmp_path, src, ["thresholding.sv", "tb.sv"])
     assert len(finn) == len(THRESHOLDINGS) * CYCLES
     for g, cfg in enumerate(THRESHOLDINGS):  # outputs flowed, back-pressure was hit, results vary
@@ -168,10 +174,7 @@ module probe #(parameter int G = 0, parameter int unsigned  IBITS = 8, OBITS = 8
 		.ap_clk(clk), .ap_rst_n(!rst), .s_axis_tready(irdy), .s_axis_tvalid(ivld), .s_axis_tdata(idat),
 		.m_axis_tready(ordy), .m_axis_tvalid(ovld), .m_axis_tdata(odat)
 	);
-	always_ff @(posedge clk)
-		$display("%0d %0d %b%b %h", G, cyc, irdy, ovld, ovld? odat : '0);
-endmodule
-"""
+{display}"""
 
 
 def test_width_converter_recoding_cycle_identical(tmp_path):
@@ -180,7 +183,7 @@ def test_width_converter_recoding_cycle_identical(tmp_path):
     files = [finn_copy(src, "dwc/hdl/dwc_axi.sv"), finn_copy(src, "dwc/hdl/vpc.sv")]
     assert "QNNFLOW_SIM_RECODE" in (src / "vpc.sv").read_text()
     cells = [f"\tprobe #({g}, {i}, {o}, {pv}, {pr}) c{g} (clk, rst, Cyc);" for g, (i, o, pv, pr) in enumerate(DWCS)]
-    (src / "tb.sv").write_text(DWC_TB.replace("{stimuli}", STIMULI) + tb_top(cells))
+    (src / "tb.sv").write_text(DWC_TB.replace("{stimuli}", STIMULI).replace("{display}", DISPLAY) + tb_top(cells))
     recoded, finn = _recoded_and_finn(tmp_path, src, [*files, "tb.sv"])
     assert len(finn) == len(DWCS) * CYCLES
     for g, cfg in enumerate(DWCS):  # data flowed, both ends waited
@@ -188,3 +191,58 @@ def test_width_converter_recoding_cycle_identical(tmp_path):
         assert sum(f[2][1] == "1" for f in mine) > 200, cfg
         assert sum(f[2][0] == "0" for f in mine) > 20, cfg
     _assert_same(recoded, finn, "instance cycle rdy/vld odat")
+
+
+# mvu.sv, FINN's DSP lane model: VERSION, PE, SIMD, WEIGHT_WIDTH, ACTIVATION_WIDTH
+MVUS = [(1, 4, 16, 2, 8), (2, 3, 6, 4, 4), (3, 4, 9, 4, 4), (1, 7, 5, 9, 8), (2, 1, 1, 3, 2)]
+
+MVU_TB = """
+module probe #(parameter int G = 0, parameter int unsigned  VERSION = 1, PE = 1, SIMD = 1, WW = 2, AW = 2,
+               parameter int unsigned  PV = 0, PR = 0)
+              (input logic  clk, input logic  rst, input int unsigned  cyc);
+	localparam int unsigned  ACCU = WW + AW + $clog2(SIMD*3) + 1;
+{stimuli}	// random weights, -2**(WW-1) included (NARROW_WEIGHTS violated: FINN's lanes warn)
+	logic [PE-1:0][SIMD-1:0][WW-1:0]  w;
+	logic [SIMD-1:0][AW-1:0]  a;
+	always_comb begin
+		for(int unsigned  i = 0; i < PE; i++)
+			for(int unsigned  s = 0; s < SIMD; s++)  w[i][s] = WW'(R >> ((3*i + 5*s) % 50)) ^ WW'(R >> 51);
+		for(int unsigned  s = 0; s < SIMD; s++)  a[s] = AW'(R >> ((7*s) % 40)) ^ AW'(cyc);
+	end
+	uwire  zero = R[63:61] == 0;
+	int unsigned  Beat = 0;
+	always_ff @(posedge clk) begin
+		if(rst)  Beat <= 0;
+		else if(!zero)  Beat <= (Beat == 2)? 0 : Beat + 1;
+	end
+	uwire  vld;
+	uwire [PE-1:0][ACCU-1:0]  p;
+	mvu #(
+		.VERSION(VERSION), .PE(PE), .SIMD(SIMD), .WEIGHT_WIDTH(WW), .ACTIVATION_WIDTH(AW),
+		.ACCU_WIDTH(ACCU), .SIGNED_ACTIVATIONS(0), .NARROW_WEIGHTS(1)
+	) dut (
+		.clk, .rst, .en(1'b1), .last(!zero && Beat == 2), .zero, .w, .a, .vld, .p
+	);
+	always_ff @(posedge clk)  if(!rst && vld)  $display("%0d %0d %h", G, cyc, p);
+endmodule
+"""
+
+
+def test_lane_model_narrow_weight_warnings_identical(tmp_path):
+    """FINN's DSP lane model warns per weight that violates NARROW_WEIGHTS; under Verilator
+    its checks run only in the cycles where a check over all weights finds one: the
+    same warnings (instance, weight, cycle) and the same results."""
+    src = tmp_path / "src"
+    src.mkdir()
+    files = [finn_copy(src, f"mvu/{f}") for f in ("mvu_pkg.sv", "add_multi.sv", "mvu.sv")]
+    cells = [f"\tprobe #({g}, {', '.join(str(v) for v in c)}) c{g} (clk, rst, Cyc);" for g, c in enumerate(MVUS)]
+    (src / "tb.sv").write_text(MVU_TB.replace("{stimuli}", STIMULI) + tb_top(cells))
+    runs = []
+    for name, defines in (("recoded", []), ("finn", ["QNNFLOW_FINN_RTL"])):
+        sim = build_tb(src, [*files, "tb.sv"], tmp_path / name, ["QNNFLOW_FINN_DSP_LANES", *defines], asserts=True)
+        runs.append(sorted(run_tb(sim, 1500).splitlines()))
+    recoded, finn = runs
+    warnings = [ln for ln in finn if "violates NARROW_WEIGHTS" in ln]
+    assert len(warnings) > 1000 and len(finn) - len(warnings) > 500
+    assert {re.search(r"top\.tb\.c(\d+)\.", ln).group(1) for ln in warnings} >= {"0", "1", "2"}
+    assert recoded == finn

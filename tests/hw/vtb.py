@@ -29,6 +29,7 @@ int main(int argc, char** argv) {
         if (again && i == cycles / 2 + 3) top->rst = 0;
         top->clk = 0; top->eval();
         top->clk = 1; top->eval();
+        ctx->timeInc(1);  // $time counts cycles
     }
     top->final();
     return 0;
