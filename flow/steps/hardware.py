@@ -5,6 +5,8 @@ import json
 import logging
 from functools import partial
 
+import numpy as np
+
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
 from qonnx.transformation.general import GiveUniqueNodeNames
@@ -106,6 +108,17 @@ def narrow_weight_types(model: ModelWrapper, cfg: BuildConfig) -> ModelWrapper:
     from finn.util.basic import get_dsp_block, get_dsp_datapath_limits
     from qonnx.core.datatype import DataType
 
+    # FINN's width minimisation takes the smallest type holding the most negative weight:
+    # for a layer whose weights are all in {-1, 0} (no positive weight, e.g. 2-bit linear
+    # quantization with the largest magnitude negative) that is BIPOLAR, which has no 0
+    # (the weight files refuse the zeros). Such weights are INT2.
+    for node in model.graph.node:
+        if node.op_type.startswith(("MVAU", "VVAU")) and not node.op_type.startswith("MVAU_binary"):
+            inst = getCustomOp(node)
+            w = model.get_initializer(node.input[1])
+            if (w is not None and inst.get_nodeattr("weightDataType") == "BIPOLAR"
+                    and not np.isin(w, (-1.0, 1.0)).all()):
+                inst.set_nodeattr("weightDataType", "INT2")
     block = get_dsp_block(cfg.fpga_part)
     if block != "DSP48E1":
         return model
