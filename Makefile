@@ -10,7 +10,7 @@ TEST_ARGS ?=
 BUILD ?= build/demo
 BOARD ?= pynq-z1
 
-.PHONY: install demo test test-slow bench train zoo-table bitstream clean distclean
+.PHONY: install demo test test-slow bench train zoo-table compress-results bitstream clean distclean
 
 install: $(STAMP)
 
@@ -47,6 +47,11 @@ bench: install
 
 train: install
 	$(VENV)/bin/qnnflow train tfc-w2a2
+
+# every compression method on tfc-w8a8, each distinct configuration built and verified:
+# docs/compress/RESULTS.md, results.json, accuracy_vs_size.png (about 30 min on 2 cores)
+compress-results: install
+	$(VENV)/bin/qnnflow compress study --out docs/compress
 
 zoo-table: install
 	$(PY) -c "from flow.cli import update_readme_zoo; update_readme_zoo('README.md')"
