@@ -284,7 +284,7 @@ def _compress_parser(sub) -> None:
     m.add_argument("--prune-epochs", type=int, default=6)
     m.add_argument("--finetune-epochs", type=int, default=4)
     m = method("neurons", "structured pruning of MLP neurons: group lasso (proximal), threshold, fine-tune")
-    m.add_argument("--tau", type=float, default=5e-4, help="proximal step x lambda per optimizer step (default 5e-4)")
+    m.add_argument("--tau", type=float, default=7.5e-4, help="proximal step x lambda per optimizer step (default 7.5e-4)")
     m.add_argument("--threshold", type=float, default=0.05, help="remove neurons below this x the layer's "
                                                                  "strongest group norm (default 0.05)")
     m.add_argument("--multiple", type=int, default=4, help="keep a multiple of this many neurons (default 4)")

@@ -59,11 +59,18 @@ def run_study(out: Path, model: str = "tfc-w8a8", checkpoint: str | None = None,
         with Progress(console=console, transient=True) as progress:
             say(f"[study] {base_name}: {base_acc:.2f} %; gradual magnitude pruning to {sparsity:.0%}")
             pruned = finetune.magnitude_prune(base, base_name, sparsity, ep(6), ep(4), seed=seed, progress=progress)
-            say(f"[study] pruned: {pruned.info['test_accuracy']:.2f} %; neuron pruning (group lasso)")
-            neurons = finetune.neuron_prune(base, base_name, lasso_epochs=ep(4), finetune_epochs=ep(4), seed=seed,
-                                            progress=progress)
-            say(f"[study] neurons {neurons.info['widths']}: {neurons.info['test_accuracy']:.2f} %")
-            for c, method in ((pruned, "magnitude-prune"), (neurons, "neuron-prune")):
+            say(f"[study] pruned: {pruned.info['test_accuracy']:.2f} %")
+            trained = [(pruned, "magnitude-prune")]
+            mlp = isinstance(base, core.QuantMLP)
+            if mlp:  # neuron pruning and the mixed-precision presets exist for the MLPs
+                neurons = finetune.neuron_prune(base, base_name, lasso_epochs=ep(4), finetune_epochs=ep(4), seed=seed,
+                                                progress=progress)
+                say(f"[study] neuron pruning (group lasso) {neurons.info['widths']}: "
+                    f"{neurons.info['test_accuracy']:.2f} %")
+                trained.append((neurons, "neuron-prune"))
+            else:
+                say(f"[study] {base_name} is not an MLP: no neuron pruning, no mixed precision")
+            for c, method in trained:
                 wb = core.layer_weight_bits(c.model)
                 rows.append(_row(c, method, True, wb[0], storage(c, method, wb, sparse=method == "magnitude-prune"),
                                  c.info["test_accuracy"],
@@ -81,7 +88,7 @@ def run_study(out: Path, model: str = "tfc-w8a8", checkpoint: str | None = None,
                                          _evaluate(c.model)))
                         models.append(c)
                 say(f"[study] linear and weight sharing at {list(bits)} bits ({'pruned' if is_pruned else 'dense'})")
-            for budget in budgets:
+            for budget in budgets if mlp else ():
                 mix = mixed.search(base, base_name, budget, ep(3), ep(6), seed=seed, progress=progress)
                 uni = mixed.uniform(base, base_name, budget, ep(9), seed=seed, progress=progress)
                 for c, method in ((mix, "mixed-precision"), (uni, "uniform")):
@@ -108,7 +115,8 @@ def run_study(out: Path, model: str = "tfc-w8a8", checkpoint: str | None = None,
         say(f"[study] build {tag} ({c.name})")
         hw = build_compressed(c, ckpt, builds / tag, samples, console=console)
         hw.pop("layer_resources", None)
-        row["build"] = {"folder": str(builds / tag), "mismatches": _mismatch_total(hw), "samples": hw["samples"]}
+        row["build"] = {"folder": str(builds / tag), "mismatches": _mismatch_total(hw), "samples": hw["samples"],
+                        "float_ties": sum(e["float_ties"] for e in hw["explained"].values())}
         hw_by_key.setdefault(key, hw)
     for row in rows:
         hw = hw_by_key.get(_hw_key(row))
@@ -147,18 +155,23 @@ def findings(result: dict) -> list[str]:
         hier = [b for b in low if _acc(rows, "hierarchical", pruned, b) >= _acc(rows, "kmeans-uniform", pruned, b) - 0.1]
         lines.append(f"Hierarchical clustering within 0.1 points of (or above) k-means (uniform start), {tag}: "
                      f"at {hier or 'no'} of {low} bits.")
-    for r in rows:
-        if r["method"] == "mixed-precision":
-            u = next(x for x in rows if x["method"] == "uniform" and x.get("budget_bits") == r["budget_bits"])
-            verdict = "beats" if r["accuracy"] > u["accuracy"] else ("ties" if r["accuracy"] == u["accuracy"] else "loses to")
-            lines.append(f"Mixed precision {r['bits']} under the {r['budget_bits']}-bit budget ({r['model_kib']} KiB) "
-                         f"{verdict} uniform {r['budget_bits']} bits ({u['model_kib']} KiB): "
-                         f"{r['accuracy']:.2f} vs {u['accuracy']:.2f} %.")
+    for r in [r for r in rows if r["method"] == "mixed-precision"]:
+        u = next(x for x in rows if x["method"] == "uniform" and x.get("budget_bits") == r["budget_bits"])
+        verdict = "beats" if r["accuracy"] > u["accuracy"] else ("ties" if r["accuracy"] == u["accuracy"] else "loses to")
+        lines.append(f"Mixed precision {r['bits']} under the {r['budget_bits']}-bit budget ({r['model_kib']} KiB) "
+                     f"{verdict} uniform {r['budget_bits']} bits ({u['model_kib']} KiB): "
+                     f"{r['accuracy']:.2f} vs {u['accuracy']:.2f} %.")
     mp = next(r for r in rows if r["method"] == "magnitude-prune")
-    lines.append(f"Magnitude pruning to {result['sparsity']:.0%} costs {result['base_accuracy'] - mp['accuracy']:.2f} points; "
-                 f"FINN's dense matrix units do not shrink (same estimates as the base), while the stored "
-                 f"model shrinks to {mp['model_kib']} KiB (non-zeros with {5}-bit relative indices).")
-    npr = next(r for r in rows if r["method"] == "neuron-prune")
+    line = (f"Magnitude pruning to {result['sparsity']:.0%} costs {result['base_accuracy'] - mp['accuracy']:.2f} points "
+            f"and shrinks the stored model to {mp['model_kib']} KiB (non-zeros with 5-bit relative indices) from "
+            f"{mp['finn_weight_kib']} KiB dense")
+    if mp["hw"]:
+        line += (f"; FINN's dense matrix units store every zero: the estimates stay those of the dense configuration "
+                 f"({mp['hw']['LUT']:.0f} LUT / {mp['hw']['BRAM_18K']:.0f} BRAM18 / {mp['hw']['DSP']:.0f} DSP)")
+    lines.append(line + ".")
+    npr = next((r for r in rows if r["method"] == "neuron-prune"), None)
+    if npr is None:
+        return lines
     line = f"Neuron pruning to widths {npr['detail'].get('widths')} costs {result['base_accuracy'] - npr['accuracy']:.2f} points"
     if npr["hw"] and mp["hw"]:
         line += (f"; FINN estimates {npr['hw']['LUT']:.0f} LUT / {npr['hw']['BRAM_18K']:.0f} BRAM18 / {npr['hw']['DSP']:.0f} DSP, "
@@ -183,7 +196,8 @@ def markdown(result: dict) -> str:
            "Linear: symmetric, one scale per layer, 2^b - 1 levels. Hardware: FINN's estimates "
            "(LUT / BRAM18 / DSP, cycles per image) of the row's configuration, from a full qnnflow build "
            "of that configuration; `built` marks rows whose own model was built and verified (the number "
-           "is its mismatches over all stages, rtlsim included).",
+           "is its mismatches over all stages, rtlsim included; samples where only the float32 stages "
+           "(PyTorch, qonnx) round an exact integer tie differently are counted apart, as float32 ties).",
            "",
            "## Findings", ""]
     out += [f"- {line}" for line in findings(result)]
@@ -202,7 +216,8 @@ def markdown(result: dict) -> str:
         hw = r["hw"] or {"LUT": float("nan"), "BRAM_18K": float("nan"), "DSP": float("nan"),
                          "est_cycles_per_image": "-", "rtlsim_cycles_per_image": None}
         b = r["bits"] if isinstance(r["bits"], int) else "/".join(map(str, r["bits"]))
-        built = f"yes, {r['build']['mismatches']}" if "build" in r else ""
+        ties = r.get("build", {}).get("float_ties", 0)
+        built = (f"yes, {r['build']['mismatches']}" + (f" ({ties} float32 ties)" if ties else "")) if "build" in r else ""
         out.append(f"| {r['method']} | {'yes' if r['pruned'] else ''} | {b} | {r['model_kib']} | {r['finn_weight_kib']} | "
                    f"{r['zeros']:.0%} | {r['accuracy']:.2f} | {hw['LUT']:.0f} | {hw['BRAM_18K']:.0f} | {hw['DSP']:.0f} | "
                    f"{hw['rtlsim_cycles_per_image'] or hw['est_cycles_per_image']} | {built} |")

@@ -57,7 +57,7 @@ def magnitude_prune(base, base_name: str, sparsity: float, prune_epochs: int = 6
     return core.Compressed(model, base_name, core._arch_kwargs(base), info)
 
 
-def neuron_prune(base, base_name: str, tau: float = 5e-4, rel_threshold: float = 0.05, multiple: int = 4,
+def neuron_prune(base, base_name: str, tau: float = 7.5e-4, rel_threshold: float = 0.05, multiple: int = 4,
                  lasso_epochs: int = 4, finetune_epochs: int = 4, lr: float = 1e-3, seed: int = 0,
                  threads: int = 2, progress=None) -> core.Compressed:
     """Structured pruning of an MLP's hidden neurons: fine-tune with group lasso on each
