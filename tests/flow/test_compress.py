@@ -74,16 +74,20 @@ def test_trained_methods_build_bit_exact(tmp_path, argv, check):
 
 
 def test_neuron_pruning_shrinks_the_accelerator(tmp_path):
-    """Structured pruning narrows FINN's matrix units: fewer resources than the unpruned base
-    at the same folding target (unstructured zeros would not change them)."""
+    """Structured pruning narrows FINN's matrix units: fewer DSPs and BRAMs than the unpruned
+    base at the same folding target (unstructured zeros would not change them)."""
     base = tmp_path / "base"
     assert _run(["linear", "--bits", "8", "--model", "tfc-w8a8", "--samples", "100", "--out", str(base)]) == 0
     out = tmp_path / "neurons"
-    assert _run(["neurons", "--tau", "1.5e-3", "--lasso-epochs", "1", "--finetune-epochs", "0",
+    assert _run(["neurons", "--tau", "3e-3", "--lasso-epochs", "1", "--finetune-epochs", "0",
                  "--samples", "100", "--out", str(out)]) == 0
     b, n = _summary(base)["hardware"], _summary(out)["hardware"]
     assert sum(_summary(out)["arch_kwargs"]["widths"]) < 3 * 64
-    assert n["DSP"] <= b["DSP"] and n["BRAM_18K"] <= b["BRAM_18K"] and n["LUT"] < b["LUT"]
+    # the matrix units shrink: fewer DSPs and weight BRAMs (FINN may move the narrower
+    # layers' threshold memories from BRAM into LUTs, so LUTs can rise: see docs/compress)
+    assert n["DSP"] < b["DSP"] and n["BRAM_18K"] < b["BRAM_18K"]
+    mvu = lambda hw: sum(r["DSP"] for k, r in hw["layer_resources"].items() if k.startswith("MVAU"))  # noqa: E731
+    assert mvu(n) < mvu(b)
 
 
 def test_bad_inputs_fail_cleanly(tmp_path, capsys):
