@@ -28,7 +28,7 @@ def test_names():
     with pytest.raises(ModelError, match="valid architectures: tfc, sfc, lfc, lenet5, cnv"):
         parse_name("vgg-w2a2")
     with pytest.raises(ModelError, match="valid presets: w1a1, w2a2"):
-        parse_name("tfc-w3a3")
+        parse_name("tfc-w9a3")
     with pytest.raises(ModelError, match="names 2 layers; this architecture has 4"):
         build_model("tfc-mix:w8a8,w2a2")
 
