@@ -49,7 +49,7 @@ train: install
 	$(VENV)/bin/qnnflow train tfc-w2a2
 
 # every compression method on tfc-w8a8, each distinct configuration built and verified:
-# docs/compress/RESULTS.md, results.json, accuracy_vs_size.png (about 30 min on 2 cores)
+# docs/compress/RESULTS.md, results.json, accuracy_vs_size.png (16-24 min on 2 cores, measured)
 compress-results: install
 	$(VENV)/bin/qnnflow compress study --out docs/compress
 
