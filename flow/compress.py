@@ -23,8 +23,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 from .errors import FlowError
 from .pipeline import _relocate
 
@@ -44,7 +42,7 @@ def load_base(model: str | None, checkpoint: str | None):
     return module, meta["name"], path
 
 
-def storage(c, method: str, bits: list[int] | int, grid_bits: int | None = None, sparse: bool = False) -> dict:
+def storage(c, bits: list[int] | int, grid_bits: int | None = None, sparse: bool = False) -> dict:
     """Weight storage of a compressed model: `finn_bits`, the dense weight memory of FINN's
     matrix units (every weight at its layer's FINN width); `model_bits`, what the method
     stores: dense codes (linear, mixed), codes + a codebook of 2^b grid values per layer
@@ -136,22 +134,22 @@ def run_method(a, console=None) -> int:
         with Progress(console=console, transient=True) as progress:
             if a.method == "linear":
                 c = core.linear(base, base_name, a.bits)
-                size = storage(c, "linear", a.bits, sparse=base_meta_pruned(base))
+                size = storage(c, a.bits, sparse=base_meta_pruned(base))
             elif a.method == "share":
                 c = core.share(base, base_name, a.bits, a.cluster, a.grid_bits, a.seed)
-                size = storage(c, a.cluster, a.bits, a.grid_bits, sparse=base_meta_pruned(base))
+                size = storage(c, a.bits, a.grid_bits, sparse=base_meta_pruned(base))
             elif a.method == "prune":
                 c = finetune.magnitude_prune(base, base_name, a.sparsity, a.prune_epochs, a.finetune_epochs,
                                              seed=a.seed, progress=progress)
-                size = storage(c, "prune", core.layer_weight_bits(c.model), sparse=True)
+                size = storage(c, core.layer_weight_bits(c.model), sparse=True)
             elif a.method == "neurons":
                 c = finetune.neuron_prune(base, base_name, a.tau, a.threshold, a.multiple, a.lasso_epochs,
                                           a.finetune_epochs, seed=a.seed, progress=progress)
-                size = storage(c, "neurons", core.layer_weight_bits(c.model))
+                size = storage(c, core.layer_weight_bits(c.model))
             elif a.method == "mixed":
                 c = mixed.search(base, base_name, a.budget_bits, a.search_epochs, a.finetune_epochs,
                                  seed=a.seed, progress=progress)
-                size = storage(c, "mixed", c.info["bits"])
+                size = storage(c, c.info["bits"])
             else:  # argparse restricts the choices
                 raise FlowError(f"unknown method {a.method}")
     except ModelError as exc:

@@ -72,19 +72,19 @@ def run_study(out: Path, model: str = "tfc-w8a8", checkpoint: str | None = None,
                 say(f"[study] {base_name} is not an MLP: no neuron pruning, no mixed precision")
             for c, method in trained:
                 wb = core.layer_weight_bits(c.model)
-                rows.append(_row(c, method, True, wb[0], storage(c, method, wb, sparse=method == "magnitude-prune"),
+                rows.append(_row(c, method, True, wb[0], storage(c, wb, sparse=method == "magnitude-prune"),
                                  c.info["test_accuracy"],
                                  detail={k: c.info[k] for k in ("sparsity", "widths") if k in c.info}))
                 models.append(c)
             for src, is_pruned in ((base, False), (pruned.model, True)):
                 for b in bits:
                     c = core.linear(src, base_name, b)
-                    rows.append(_row(c, "linear", is_pruned, b, storage(c, "linear", b, sparse=is_pruned),
+                    rows.append(_row(c, "linear", is_pruned, b, storage(c, b, sparse=is_pruned),
                                      _evaluate(c.model)))
                     models.append(c)
                     for m in CLUSTER_METHODS:
                         c = core.share(src, base_name, b, m, grid_bits, seed)
-                        rows.append(_row(c, m, is_pruned, b, storage(c, m, b, grid_bits, sparse=is_pruned),
+                        rows.append(_row(c, m, is_pruned, b, storage(c, b, grid_bits, sparse=is_pruned),
                                          _evaluate(c.model)))
                         models.append(c)
                 say(f"[study] linear and weight sharing at {list(bits)} bits ({'pruned' if is_pruned else 'dense'})")
@@ -92,7 +92,7 @@ def run_study(out: Path, model: str = "tfc-w8a8", checkpoint: str | None = None,
                 mix = mixed.search(base, base_name, budget, ep(3), ep(6), seed=seed, progress=progress)
                 uni = mixed.uniform(base, base_name, budget, ep(9), seed=seed, progress=progress)
                 for c, method in ((mix, "mixed-precision"), (uni, "uniform")):
-                    rows.append(_row(c, method, False, c.info["bits"], storage(c, method, c.info["bits"]),
+                    rows.append(_row(c, method, False, c.info["bits"], storage(c, c.info["bits"]),
                                      c.info["test_accuracy"], budget_bits=budget))
                     models.append(c)
                 say(f"[study] {budget}-bit budget: mix {mix.info['bits']} {mix.info['test_accuracy']:.2f} %, "

@@ -161,11 +161,6 @@ def to_grid(centroids: np.ndarray, grid_bits: int) -> tuple[np.ndarray, float]:
     return np.clip(np.rint(centroids / scale), -qmax, qmax).astype(np.int64), scale
 
 
-def linear_levels(bits: int) -> int:
-    """Values of symmetric (narrow-range) linear quantization: 2^bits - 1."""
-    return 2 ** bits - 1
-
-
 @dataclass
 class SharedLayer:
     ints: np.ndarray        # integer weights, the layer's shape

@@ -267,10 +267,3 @@ def default_widths(name: str) -> list[int]:
     if mn.arch not in MLP_WIDTHS:
         return []
     return [MLP_WIDTHS[mn.arch]] * (len(layer_presets(mn.preset, 4)) - 1)
-
-
-def weight_bits_total(model: nn.Module, bits: list[int] | int) -> int:
-    """Weight memory in bits: sum over layers of weights x bits (dense)."""
-    lays = weight_layers(model)
-    bits = [bits] * len(lays) if isinstance(bits, int) else bits
-    return int(sum(m.weight.numel() * b for m, b in zip(lays, bits)))
