@@ -21,13 +21,12 @@ import torch.nn.functional as F
 from brevitas import nn as qnn
 from torch import nn
 
-from ..data import load_mnist
 from ..errors import ModelError
 from ..mlp import QuantMLP
 from ..train import _fit, evaluate
 from ..zoo import build_model, parse_name
 from . import core
-from .finetune import _cfg
+from .finetune import _cfg, _data
 
 CANDIDATES = (2, 3, 4, 5, 6, 8)
 
@@ -132,7 +131,7 @@ def search(base, base_name: str, budget_bits: int, epochs: int = 3, finetune_epo
     arch = parse_name(base_name).arch
     if budget_bits not in candidates:
         raise ModelError(f"budget {budget_bits} bits is not among the candidate widths {list(candidates)}")
-    train_s, val_s, test_s = load_mnist("train"), load_mnist("val"), load_mnist("test")
+    train_s, val_s, test_s = _data()
     cfg = _cfg(base_name, seed, lr, threads)
     relaxed = RelaxedMLP(base, candidates, costs)
     budget = relaxed.cost_of([budget_bits] * len(relaxed.layers))
@@ -170,12 +169,8 @@ def uniform(base, base_name: str, bits: int, finetune_epochs: int = 6, lr: float
             threads: int = 2, progress=None) -> core.Compressed:
     """The baseline at equal size: every layer at `bits`, fine-tuned as long as the mix."""
     t_start = time.time()
-    acts = core.base_acts(base_name)
-    arch = parse_name(base_name).arch
-    name = f"{arch}-w{bits}a{acts}"
-    model = build_model(name, **core._arch_kwargs(base))
-    model.load_state_dict(base.state_dict(), strict=False)
-    train_s, val_s, test_s = load_mnist("train"), load_mnist("val"), load_mnist("test")
+    model, name, _ = core._rebuild(base, base_name, f"w{bits}a{core.base_acts(base_name)}")
+    train_s, val_s, test_s = _data()
     cfg = _cfg(base_name, seed, lr, threads)
     model.train()
     history = []
