@@ -111,11 +111,12 @@ def lto_supported() -> bool:
 
 
 def finn_dsp_lanes_default() -> bool:
-    """By default the matrix units simulate FINN's own model of packed DSP lanes: the
-    verification chain checks FINN's RTL as FINN wrote it, lane packing included.
-    QNNFLOW_RTLSIM_EXACT_MVU=1 swaps in exact dot products with the same timing
-    (hw.stitch._MVU_EXACT, ~5x faster; tests/hw/test_mvu_exact.py holds them cycle-equal),
-    which FIFO sizing and the benchmark's second figure use."""
+    """By default the matrix units simulate FINN's own model of packed DSP lanes (its
+    arithmetic recoded register by register for speed, hw.stitch._MVU_LANES): the
+    verification chain checks FINN's lane packing too. QNNFLOW_RTLSIM_EXACT_MVU=1 swaps
+    in exact dot products with the same timing (hw.stitch._MVU_EXACT, ~3x faster;
+    tests/hw/test_mvu_exact.py holds them cycle-equal), which FIFO sizing and the
+    benchmark's second figure use."""
     return os.environ.get("QNNFLOW_RTLSIM_EXACT_MVU", "").strip().lower() not in ("1", "true", "yes", "on")
 
 
@@ -168,7 +169,7 @@ def build_simulator(design: StitchedDesign, *, trace: str | None = None,
     """Compile (or fetch from the cache) the simulator for a stitched design.
     trace: None, 'fst' or 'vcd' (a separate, slower binary). finn_dsp_lanes: simulate
     FINN's model of packed DSP lanes in the matrix units instead of the exact dot
-    products (hw/stitch.py, _MVU_EXACT; ~5x slower, the same outputs where FINN's
+    products (hw/stitch.py, _MVU_EXACT; ~3x slower, the same outputs where FINN's
     packing holds); default: FINN's lanes unless $QNNFLOW_RTLSIM_EXACT_MVU=1. finn_rtl:
     simulate FINN's own RTL descriptions where hw/stitch.py recodes them for speed
     (cycle-identical; tests/hw/test_recode.py compares the two)."""
@@ -416,7 +417,7 @@ def rtlsim(build_dir, inputs=None, stall: float | tuple[float, float] = 0.0, tra
     wave.vcd where the lz4 headers FST needs are missing) or a .fst/.vcd path.
     model: another HW-graph ONNX file to simulate instead of the last step.
     finn_dsp_lanes: simulate FINN's behavioural model of packed DSP lanes in the matrix
-    units instead of exact dot products (~5x slower; the default unless $QNNFLOW_RTLSIM_EXACT_MVU=1):
+    units instead of exact dot products (~3x slower; the default unless $QNNFLOW_RTLSIM_EXACT_MVU=1):
     the exact products give the same outputs wherever FINN's packing holds, and stop
     with an error on a weight that breaks its narrow-range commitment. finn_rtl: FINN's
     own RTL where hw/stitch.py recodes it for simulation speed (cycle-identical).

@@ -9,7 +9,7 @@ but not the canaries)."""
 from __future__ import annotations
 
 import pytest
-from vtb import build_tb, by_instance_and_cycle, finn_copy, run_tb, tb_top
+from vtb import MVU_PROBE, build_tb, by_instance_and_cycle, finn_copy, run_tb, tb_top
 
 
 # VERSION, PE, SIMD, WEIGHT_WIDTH, ACTIVATION_WIDTH, NARROW_WEIGHTS, SIGNED_ACTIVATIONS, row beats
@@ -26,60 +26,6 @@ CONFIGS = [
 ]
 CYCLES = 3000
 
-CELL = """
-module probe #(
-	parameter int  G = 0,
-	parameter int unsigned  VERSION = 1, PE = 1, SIMD = 1, WW = 2, AW = 2,
-	parameter bit  NARROW = 0, SIGNED_A = 0,
-	parameter int unsigned  ROW = 1
-)(input logic  clk, input logic  rst, input int unsigned  cyc);
-	localparam int unsigned  ACCU = WW + AW + $clog2(SIMD*ROW) + 1;
-	localparam int unsigned  RW = PE*SIMD*WW + SIMD*AW + 8;
-	localparam int unsigned  NR = (RW + 63) / 64;
-
-	// xorshift64 generators: the stimuli depend on the cycle only, not on scheduling
-	logic [63:0]  R[NR];
-	always_ff @(posedge clk) begin
-		for(int unsigned  j = 0; j < NR; j++) begin
-			automatic logic [63:0]  x = R[j];
-			x ^= x << 13;  x ^= x >> 7;  x ^= x << 17;
-			R[j] <= rst? 64'h9E3779B97F4A7C15 * (64*G + j + 1) : x;
-		end
-	end
-	logic [64*NR-1:0]  rnd;
-	always_comb  for(int unsigned  j = 0; j < NR; j++)  rnd[64*j +: 64] = R[j];
-
-	logic [PE-1:0][SIMD-1:0][WW-1:0]  w;
-	logic [SIMD-1:0][AW-1:0]  a;
-	always_comb begin
-		w = rnd[0 +: PE*SIMD*WW];
-		if(NARROW) begin  // no -2**(WW-1)
-			for(int unsigned  i = 0; i < PE; i++)
-				for(int unsigned  s = 0; s < SIMD; s++)
-					if(w[i][s] == {1'b1, {(WW-1){1'b0}}})  w[i][s] = 0;
-		end
-		a = rnd[PE*SIMD*WW +: SIMD*AW];
-	end
-	uwire  zero = rnd[RW-8 +: 3] == 0;
-	uwire  en = 1;
-	int unsigned  Beat = 0;
-	always_ff @(posedge clk) begin
-		if(rst)  Beat <= 0;
-		else if(en && !zero)  Beat <= (Beat == ROW-1)? 0 : Beat + 1;
-	end
-	uwire  last = !zero && (Beat == ROW-1);
-
-	uwire  vld;
-	uwire [PE-1:0][ACCU-1:0]  p;
-	mvu #(
-		.VERSION(VERSION), .PE(PE), .SIMD(SIMD), .WEIGHT_WIDTH(WW), .ACTIVATION_WIDTH(AW),
-		.ACCU_WIDTH(ACCU), .SIGNED_ACTIVATIONS(SIGNED_A), .NARROW_WEIGHTS(NARROW)
-	) dut (
-		.clk, .rst, .en, .last, .zero, .w, .a, .vld, .p
-	);
-	always_ff @(posedge clk)  if(!rst && vld)  $display("%0d %0d %h", G, cyc, p);
-endmodule
-"""
 
 def _sources(src):
     return [finn_copy(src, f"mvu/{f}") for f in ("mvu_pkg.sv", "add_multi.sv", "mvu.sv")] + ["tb.sv"]
@@ -92,8 +38,9 @@ def _build(tmp_path, name: str, lanes: bool):
         _sources(src)
         cells = [f"\tprobe #({g}, {', '.join(str(v) for v in c)}) c{g} (clk, rst, Cyc);"
                  for g, c in enumerate(CONFIGS)]
-        (src / "tb.sv").write_text(CELL + tb_top(cells))
-    return build_tb(src, _sources(src), tmp_path / name, ["QNNFLOW_FINN_DSP_LANES"] if lanes else [])
+        (src / "tb.sv").write_text(MVU_PROBE + tb_top(cells))
+    # the lanes as FINN wrote them (tests/hw/test_recode.py holds its recoding to them)
+    return build_tb(src, _sources(src), tmp_path / name, ["QNNFLOW_FINN_DSP_LANES", "QNNFLOW_FINN_RTL"] if lanes else [])
 
 
 def test_exact_products_match_finn_dsp_lanes(tmp_path):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from vtb import build_tb, by_instance_and_cycle, finn_copy, run_tb, tb_top
+from vtb import MVU_PROBE, build_tb, by_instance_and_cycle, finn_copy, run_tb, tb_top
 
 # DEPTH, DATA_WIDTH, RAM_STYLE, P(ivld) and P(ordy) in 1/8
 FIFOS = [
@@ -193,56 +193,73 @@ def test_width_converter_recoding_cycle_identical(tmp_path):
     _assert_same(recoded, finn, "instance cycle rdy/vld odat")
 
 
-# mvu.sv, FINN's DSP lane model: VERSION, PE, SIMD, WEIGHT_WIDTH, ACTIVATION_WIDTH
-MVUS = [(1, 4, 16, 2, 8), (2, 3, 6, 4, 4), (3, 4, 9, 4, 4), (1, 7, 5, 9, 8), (2, 1, 1, 3, 2)]
-
-MVU_TB = """
-module probe #(parameter int G = 0, parameter int unsigned  VERSION = 1, PE = 1, SIMD = 1, WW = 2, AW = 2,
-               parameter int unsigned  PV = 0, PR = 0)
-              (input logic  clk, input logic  rst, input int unsigned  cyc);
-	localparam int unsigned  ACCU = WW + AW + $clog2(SIMD*3) + 1;
-{stimuli}	// random weights, -2**(WW-1) included (NARROW_WEIGHTS violated: FINN's lanes warn)
-	logic [PE-1:0][SIMD-1:0][WW-1:0]  w;
-	logic [SIMD-1:0][AW-1:0]  a;
-	always_comb begin
-		for(int unsigned  i = 0; i < PE; i++)
-			for(int unsigned  s = 0; s < SIMD; s++)  w[i][s] = WW'(R >> ((3*i + 5*s) % 50)) ^ WW'(R >> 51);
-		for(int unsigned  s = 0; s < SIMD; s++)  a[s] = AW'(R >> ((7*s) % 40)) ^ AW'(cyc);
-	end
-	uwire  zero = R[63:61] == 0;
-	int unsigned  Beat = 0;
-	always_ff @(posedge clk) begin
-		if(rst)  Beat <= 0;
-		else if(!zero)  Beat <= (Beat == 2)? 0 : Beat + 1;
-	end
-	uwire  vld;
-	uwire [PE-1:0][ACCU-1:0]  p;
-	mvu #(
-		.VERSION(VERSION), .PE(PE), .SIMD(SIMD), .WEIGHT_WIDTH(WW), .ACTIVATION_WIDTH(AW),
-		.ACCU_WIDTH(ACCU), .SIGNED_ACTIVATIONS(0), .NARROW_WEIGHTS(1)
-	) dut (
-		.clk, .rst, .en(1'b1), .last(!zero && Beat == 2), .zero, .w, .a, .vld, .p
-	);
-	always_ff @(posedge clk)  if(!rst && vld)  $display("%0d %0d %h", G, cyc, p);
-endmodule
-"""
+# mvu.sv, FINN's DSP lane model: VERSION, PE, SIMD, WEIGHT_WIDTH, ACTIVATION_WIDTH,
+# NARROW_WEIGHTS, SIGNED_ACTIVATIONS, beats per row, VIOLATE (weights of -2**(WW-1)
+# under NARROW_WEIGHTS), GAPS (a clock enable with gaps; mvu_vvu_axi ties it to 1)
+MVUS = [
+    (1, 4, 16, 2, 8, 1, 0, 49, 0, 0),   # tfc-w2a2's first layer: 3 lanes, 2 pipes
+    (1, 1, 8, 2, 2, 1, 0, 8, 0, 0),     # its hidden layers: 8 lanes, one of them used
+    (1, 1, 1, 2, 2, 1, 0, 3, 0, 0),     # SIMD 1: add_multi's delay stage without enable
+    (1, 3, 6, 4, 4, 0, 1, 5, 0, 0),
+    (1, 5, 3, 8, 8, 1, 1, 7, 0, 0),
+    (1, 1, 1, 2, 2, 0, 0, 1, 0, 0),
+    (2, 2, 12, 3, 7, 1, 0, 4, 0, 0),
+    (2, 6, 7, 5, 3, 0, 1, 1, 0, 0),
+    (1, 7, 5, 9, 8, 1, 0, 3, 0, 0),     # 9-bit weights (tfc-po2)
+    (3, 4, 9, 4, 4, 1, 1, 2, 0, 0),
+    (3, 16, 4, 8, 8, 1, 1, 3, 0, 0),
+    (1, 9, 13, 2, 2, 1, 0, 6, 0, 0),
+    (1, 4, 16, 2, 8, 1, 0, 5, 1, 0),
+    (2, 3, 6, 4, 4, 1, 0, 3, 1, 0),
+    (3, 4, 9, 4, 4, 1, 1, 3, 1, 0),
+    (1, 7, 5, 9, 8, 1, 0, 3, 1, 0),     # odd width: FINN's narrow check never fires
+    (2, 1, 1, 3, 2, 1, 0, 3, 1, 0),
+    (1, 8, 32, 2, 2, 1, 0, 4, 1, 0),
+    (1, 4, 16, 2, 8, 1, 0, 5, 1, 1),
+    (1, 3, 6, 4, 4, 0, 1, 5, 0, 1),     # cross-lane overflows of -2: node-by-node trees
+    (1, 1, 1, 2, 2, 0, 0, 2, 0, 1),
+    (2, 9, 13, 2, 2, 1, 0, 6, 1, 1),
+]
 
 
-def test_lane_model_narrow_weight_warnings_identical(tmp_path):
-    """FINN's DSP lane model warns per weight that violates NARROW_WEIGHTS; under Verilator
-    its checks run only in the cycles where a check over all weights finds one: the
-    same warnings (instance, weight, cycle) and the same results."""
+_WARNING = re.compile(r"^\[(\d+)\] %Warning: .*?top\.tb\.c(\d+)\.dut\..*?genPipes\[(\d+)\]\.genSIMD\[(\d+)\]"
+                      r".*: Weight of (\w+) violates NARROW_WEIGHTS commitment\.$")
+
+
+def _results_and_warnings(out: str) -> tuple[list[str], list[tuple[str, ...]]]:
+    results, warnings = [], []
+    for ln in out.splitlines():
+        m = _WARNING.match(ln)
+        if m:  # (time, instance, pipe, SIMD element, weight): the recoding's %m differs
+            warnings.append(m.groups())
+        else:
+            assert re.fullmatch(r"\d+ \d+ [0-9a-f]+", ln), ln
+            results.append(ln)
+    return by_instance_and_cycle("\n".join(results)), sorted(warnings)
+
+
+def test_lane_model_recoding_cycle_identical(tmp_path):
+    """FINN's DSP lane model (the verification default) recoded: the same vld cycles and
+    the same p at each of them as FINN's code, over lane counts 1-8, one and several
+    pipes, SIMD 1, DSP48E1/E2/58, signed activations, wide and non-narrow weights, a
+    reset mid-way; NARROW_WEIGHTS violations give the same wrong products and the same
+    warnings (FINN's check never fires for odd weight widths: the recoding keeps that);
+    gaps in the clock enable reach the node-by-node adder trees (replacing them by plain
+    sums changes results there)."""
     src = tmp_path / "src"
     src.mkdir()
     files = [finn_copy(src, f"mvu/{f}") for f in ("mvu_pkg.sv", "add_multi.sv", "mvu.sv")]
     cells = [f"\tprobe #({g}, {', '.join(str(v) for v in c)}) c{g} (clk, rst, Cyc);" for g, c in enumerate(MVUS)]
-    (src / "tb.sv").write_text(MVU_TB.replace("{stimuli}", STIMULI) + tb_top(cells))
+    (src / "tb.sv").write_text(MVU_PROBE + tb_top(cells))
     runs = []
     for name, defines in (("recoded", []), ("finn", ["QNNFLOW_FINN_RTL"])):
         sim = build_tb(src, [*files, "tb.sv"], tmp_path / name, ["QNNFLOW_FINN_DSP_LANES", *defines], asserts=True)
-        runs.append(sorted(run_tb(sim, 1500).splitlines()))
-    recoded, finn = runs
-    warnings = [ln for ln in finn if "violates NARROW_WEIGHTS" in ln]
-    assert len(warnings) > 1000 and len(finn) - len(warnings) > 500
-    assert {re.search(r"top\.tb\.c(\d+)\.", ln).group(1) for ln in warnings} >= {"0", "1", "2"}
-    assert recoded == finn
+        runs.append(_results_and_warnings(run_tb(sim, 3000, "1", cwd=src)))
+    (recoded, recoded_warnings), (finn, finn_warnings) = runs
+    for g, cfg in enumerate(MVUS):  # every instance finished many rows
+        assert sum(ln.startswith(f"{g} ") for ln in finn) > 50, cfg
+    assert len(finn_warnings) > 10000
+    assert {w[1] for w in finn_warnings} == {str(g) for g, c in enumerate(MVUS) if c[8] and c[3] % 2 == 0}
+    assert len(recoded) == len(finn)
+    _assert_same(recoded, finn, "instance cycle p")
+    assert recoded_warnings == finn_warnings

@@ -67,13 +67,14 @@ def test_stalls_do_not_change_outputs(build, stall):
     assert r.stats["in_stall_cycles"] > 0 or r.stats["out_stall_cycles"] > 0
 
 
-@pytest.mark.parametrize("stall", [0.3, (0.0, 0.7)])
-def test_recodings_are_cycle_identical(build, stall):
-    """hw/stitch.py's Verilator recodings of FINN's RTL (FIFOs, weight streams, ...) against
-    FINN's own code (finn_rtl=True): the same output words, total cycles, per-image done
-    cycles, back-pressure and FIFO occupancy maxima, under random stalls. tests/hw/test_recode.py
-    compares single modules port by port."""
-    new, finn = (hw.rtlsim(build, stall=stall, seed=3, finn_dsp_lanes=False, finn_rtl=f) for f in (False, True))
+@pytest.mark.parametrize("stall, lanes", [(0.3, False), ((0.0, 0.7), True)])
+def test_recodings_are_cycle_identical(build, stall, lanes):
+    """hw/stitch.py's Verilator recodings of FINN's RTL (FIFOs, weight streams, the DSP lane
+    arithmetic, ...) against FINN's own code (finn_rtl=True): the same output words, total
+    cycles, per-image done cycles, back-pressure and FIFO occupancy maxima, under random
+    stalls; with exact MVU products and with FINN's lanes. tests/hw/test_recode.py compares
+    single modules port by port."""
+    new, finn = (hw.rtlsim(build, stall=stall, seed=3, finn_dsp_lanes=lanes, finn_rtl=f) for f in (False, True))
     assert new.simulator != finn.simulator
     assert np.array_equal(new.outputs, _ref(build)) and new.output_bytes == finn.output_bytes
     for k in ("cycles", "image_done_cycles", "fifo_maxcount", "first_in_cycle", "first_out_cycle",
