@@ -254,6 +254,8 @@ class RtlsimResult:
     input_backpressure_cycles: int = 0
     trace_path: str | None = None
     simulator: str = ""
+    mvu_model: str = "finn-lanes"     # the matrix units' arithmetic: FINN's DSP lanes, or "exact"
+    finn_rtl: bool = False            # FINN's own RTL code, without hw/stitch.py's recodings
     stats: dict = field(default_factory=dict, repr=False)
     output_bytes: bytes = field(default=b"", repr=False)  # the output stream's words as they left
 
@@ -309,6 +311,8 @@ def simulate(design: StitchedDesign, inputs: np.ndarray, *, stall: float | tuple
         elif trace_path.suffix != "." + fmt:
             trace_path = trace_path.with_suffix("." + fmt)
         trace_path.parent.mkdir(parents=True, exist_ok=True)
+    if finn_dsp_lanes is None:
+        finn_dsp_lanes = finn_dsp_lanes_default()
     sim = build_simulator(design, trace=trace_path.suffix[1:] if trace_path else None, cache_dir=cache_dir,
                           finn_dsp_lanes=finn_dsp_lanes, finn_rtl=finn_rtl)
     if isinstance(inputs, (bytes, bytearray, memoryview)):
@@ -399,7 +403,8 @@ def simulate(design: StitchedDesign, inputs: np.ndarray, *, stall: float | tuple
         estimated_latency_cycles=(int(estimates["critical_path_cycles"])
                                   if "critical_path_cycles" in estimates else None),
         input_backpressure_cycles=int(stats["input_backpressure_cycles"]),
-        trace_path=str(trace_path) if trace_path else None, simulator=str(sim.path), stats=stats,
+        trace_path=str(trace_path) if trace_path else None, simulator=str(sim.path),
+        mvu_model="finn-lanes" if finn_dsp_lanes else "exact", finn_rtl=bool(finn_rtl), stats=stats,
         output_bytes=output_bytes)
 
 

@@ -42,8 +42,20 @@ def test_demo_report_contract(demo_build):
     for key in ("latency_cycles", "cycles_per_image", "fps", "clock_mhz", "sim_cycles_per_s"):
         assert rs[key] > 0, key
     assert rs["clock_mhz"] == 100.0
+    assert rs["mvu_model"] == "finn-lanes" and rs["finn_rtl"] is False  # the verification default
     assert abs(rs["cycles_per_image"] / r["estimates"]["max_cycles"] - 1) <= 0.15
     assert r["fifo_depths"]
+
+
+def test_rtlsim_cli_mvu_models(demo_build):
+    """`qnnflow rtlsim --mvu exact` simulates exact MVU products, says so, and agrees with intsim."""
+    r = qnnflow("rtlsim", str(demo_build), "--samples", "40", "--mvu", "exact")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "0 / 40 samples differ from intsim" in r.stdout and "exact products" in r.stdout
+    last = json.loads((demo_build / "rtlsim" / "last_run.json").read_text())
+    assert last["mvu_model"] == "exact" and last["mismatches"] == 0
+    bad = qnnflow("rtlsim", str(demo_build), "--mvu", "dsp")
+    assert bad.returncode != 0 and "invalid choice" in bad.stderr
 
 
 def test_outputs_are_integers_and_argmax_matches_labels(demo_build):
