@@ -505,10 +505,10 @@ _MVU_EXACT = """\
 
 
 def _patch_mvu(text: str) -> str:
-    """mvu.sv under Verilator: FINN's lane model recoded (_MVU_LANES), or replaced by
-    the exact dot product (_MVU_EXACT); FINN's code under QNNFLOW_FINN_RTL. Both drop
-    the DSP start-up watchdog: with --no-timing its `#100ns` is ignored, so it never
-    fires; it only cost time."""
+    """mvu.sv under Verilator: FINN's lane model recoded (_MVU_LANES; FINN's own code
+    with QNNFLOW_FINN_RTL), or replaced by the exact dot product (_MVU_EXACT, unless
+    QNNFLOW_FINN_DSP_LANES). Both drop the DSP start-up watchdog: with --no-timing its
+    `#100ns` is ignored, so it never fires; it only cost time."""
     text = _replace_once(text, "\nmodule mvu #(", "\n" + _MVU_EXACT_DEFINE + "module mvu #(", "mvu/mvu.sv")
     text = _recode_define(text, "\nmodule mvu #(", "mvu/mvu.sv")
     text = _replace_once(text, "\tif(1) begin : blkRecoveryWatch\n",
