@@ -219,6 +219,9 @@ MVUS = [
     (1, 3, 6, 4, 4, 0, 1, 5, 0, 1),     # cross-lane overflows of -2: node-by-node trees
     (1, 1, 1, 2, 2, 0, 0, 2, 0, 1),
     (2, 9, 13, 2, 2, 1, 0, 6, 1, 1),
+    (2, 12, 32, 2, 2, 1, 1, 4, 0, 1),   # two pipes of 8 lanes, SIMD 32
+    (1, 24, 2, 2, 3, 1, 0, 2, 0, 1),
+    (3, 8, 17, 4, 3, 1, 1, 1, 1, 1),
 ]
 
 
@@ -240,8 +243,8 @@ def _results_and_warnings(out: str) -> tuple[list[str], list[tuple[str, ...]]]:
 
 def test_lane_model_recoding_cycle_identical(tmp_path):
     """FINN's DSP lane model (the verification default) recoded: the same vld cycles and
-    the same p at each of them as FINN's code, over lane counts 1-8, one and several
-    pipes, SIMD 1, DSP48E1/E2/58, signed activations, wide and non-narrow weights, a
+    the same p at each of them as FINN's code, over lane counts 1-8, one to eight
+    pipes, SIMD 1 to 32, DSP48E1/E2/58, signed activations, wide and non-narrow weights, a
     reset mid-way; NARROW_WEIGHTS violations give the same wrong products and the same
     warnings (FINN's check never fires for odd weight widths: the recoding keeps that);
     gaps in the clock enable reach the node-by-node adder trees (replacing them by plain
