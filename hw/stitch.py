@@ -104,7 +104,7 @@ def _blank_init_file(text: str) -> str:
 # shared 2-core machine, with the compiler flags of hw/rtlsim.py and the harness's
 # direct model calls: FINN's code 1.0-1.1 M; recoded, with FINN's DSP lane arithmetic
 # (_MVU_LANES) 2.1-2.3 M (1.3 M with FINN's lane code and the other recodings), with
-# exact MVU products 6.3-6.6 M (3.0 M before the FIFO, thresholding and width
+# exact MVU products 6.2-6.6 M (3.0 M before the FIFO, thresholding and width
 # converter recodings). The lane arithmetic itself is the limit: per SIMD element and
 # DSP slice ~50 operations (packing, 48-bit product and accumulation, canaries, lane
 # sums) against one multiply-add per weight for the exact products; without its
