@@ -1,6 +1,7 @@
 """The build configuration: one dataclass, filled from the CLI or the Python API."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,10 @@ class BuildConfig:
             raise FlowError(str(exc)) from None
         if self.clock_mhz is None:
             self.clock_mhz = self.board_info.clock_mhz
+        self.clock_mhz = _positive(self.clock_mhz, "--clock-mhz", "e.g. --clock-mhz 100")
+        if self.target_fps is not None:
+            self.target_fps = _positive(self.target_fps, "--fps", "e.g. --fps 100000, or --folding F.json")
+        _check_input_dtype(self.input_dtype)
         if self.topk < 0:
             raise FlowError(f"--topk must be >= 1 (or 0 for logits), got {self.topk}")
         if self.binary_impl not in BINARY_IMPLS:
@@ -74,3 +79,28 @@ class BuildConfig:
     def path(self, *parts: str) -> Path:
         """A path inside the (temporary) build folder."""
         return self.work_dir.joinpath(*parts)
+
+
+def _positive(value, option: str, hint: str) -> float:
+    """A finite number > 0, or a one-line FlowError naming the option (checked before any step)."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise FlowError(f"{option} must be a number > 0, got {value!r} ({hint})") from None
+    if not math.isfinite(v) or v <= 0:
+        raise FlowError(f"{option} must be a finite number > 0, got {value!r} ({hint})")
+    return v
+
+
+def _check_input_dtype(name: str) -> None:
+    """The accelerator streams integers: refuse an unknown or non-integer FINN datatype name."""
+    from qonnx.core.datatype import DataType
+
+    try:
+        dt = DataType[str(name)]
+    except Exception:
+        raise FlowError(f"--input-dtype {name!r} is not a FINN datatype; use e.g. UINT8, INT8, UINT4 "
+                        "or BIPOLAR") from None
+    if not dt.is_integer():
+        raise FlowError(f"--input-dtype {name} is not an integer type; the accelerator streams integers "
+                        "(use e.g. UINT8 or INT8)")

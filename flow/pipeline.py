@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
 import time
 from pathlib import Path
 from typing import Callable
@@ -13,6 +11,7 @@ from typing import Callable
 from qonnx.core.modelwrapper import ModelWrapper
 
 from .config import BuildConfig
+from . import build_folder
 from .errors import FlowError
 from .steps import frontend as fe
 from .steps import hardware as hwsteps
@@ -100,56 +99,46 @@ def _relocate(work: Path, final: Path) -> None:
 
 def run_build(cfg: BuildConfig, console=None) -> dict:
     """Run every step, verification and the report; return the report dict."""
+    out = cfg.out
+    with build_folder.claim(out, cfg.force) as work:
+        cfg.work_dir = work
+        return _run_steps(cfg, work, out, console)
+
+
+def _run_steps(cfg: BuildConfig, work: Path, out: Path, console) -> dict:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from .report import assemble_report, write_report
     from .verify import verify_build, write_build_info
 
-    out = cfg.out
-    if out.exists() and not cfg.force:
-        raise FlowError(f"build folder {out} exists; pass --force to replace it or choose another --out")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    work = (out.parent / f".{out.name}.tmp-{os.getpid()}").resolve()
-    if work.exists():
-        shutil.rmtree(work)
-    (work / "steps").mkdir(parents=True)
-    cfg.work_dir = work
     timings: dict[str, float] = {}
-    try:
-        model = None
-        with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                      TimeElapsedColumn(), console=console, transient=False) as progress:
-            task = progress.add_task("build", total=len(STEPS))
-            for i, (name, fn) in enumerate(STEPS):
-                if name in RTL_STEPS and not cfg.rtlsim:
-                    progress.advance(task)
-                    continue
-                progress.update(task, description=f"step {name}")
-                t0 = time.perf_counter()
-                model = fn(model, cfg)
-                model.save(str(work / "steps" / step_file(i, name)))
-                timings[name] = round(time.perf_counter() - t0, 3)
+    model = None
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TimeElapsedColumn(), console=console, transient=False) as progress:
+        task = progress.add_task("build", total=len(STEPS))
+        for i, (name, fn) in enumerate(STEPS):
+            if name in RTL_STEPS and not cfg.rtlsim:
                 progress.advance(task)
-            info = build_info(cfg, model)
-            write_build_info(work, info)
-            verify = None
-            if cfg.verify:
-                t0 = time.perf_counter()
-                verify = verify_build(work, cfg.samples, module=cfg.extra.get("brevitas_module"),
-                                      progress=progress)
-                timings["verify"] = round(time.perf_counter() - t0, 3)
-            progress.update(task, description="done")
-        report = write_report(work, assemble_report(info, timings, verify, cfg.extra))
-        _relocate(work, out)
-        if out.exists():
-            trash = out.parent / f".{out.name}.old-{os.getpid()}"
-            out.rename(trash)
-            shutil.rmtree(trash)
-        work.rename(out)
-        return report
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
+                continue
+            progress.update(task, description=f"step {name}")
+            t0 = time.perf_counter()
+            model = fn(model, cfg)
+            model.save(str(work / "steps" / step_file(i, name)))
+            timings[name] = round(time.perf_counter() - t0, 3)
+            progress.advance(task)
+        info = build_info(cfg, model)
+        write_build_info(work, info)
+        verify = None
+        if cfg.verify:
+            t0 = time.perf_counter()
+            verify = verify_build(work, cfg.samples, module=cfg.extra.get("brevitas_module"),
+                                  progress=progress)
+            timings["verify"] = round(time.perf_counter() - t0, 3)
+        progress.update(task, description="done")
+    report = write_report(work, assemble_report(info, timings, verify, cfg.extra))
+    _relocate(work, out)
+    build_folder.replace(work, out)
+    return report
 
 
 def build_info(cfg: BuildConfig, model: ModelWrapper) -> dict:

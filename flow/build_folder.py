@@ -1,0 +1,148 @@
+"""Claiming and replacing a build folder safely.
+
+Contracts:
+- Only one build at a time writes a given `--out`: the target is locked (an advisory
+  `flock` on `.<name>.lock` beside it) for the whole build; a second build gets a
+  one-line error instead of silently replacing the first.
+- `--force` replaces only a qnnflow build (a folder holding our build record,
+  `build.json`); any other file or folder at `--out` is refused, never deleted.
+- Replacement is atomic where the kernel allows it: the finished temporary folder
+  and the old build are swapped with `renameat2(RENAME_EXCHANGE)`, so `--out` holds
+  the complete old or the complete new build at every instant. Deleting the old
+  build afterwards may fail (an undeletable file); the new build stays in place and
+  the leftover is named in a warning.
+- Temporary folders of killed builds (`.<name>.tmp-<pid>` whose process is gone) are
+  removed when the next build claims the same target.
+"""
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import fcntl
+import logging
+import os
+import shutil
+from pathlib import Path
+
+from .errors import FlowError
+
+log = logging.getLogger(__name__)
+
+BUILD_RECORD = "build.json"
+_RENAME_EXCHANGE = 2
+
+
+def is_build(path: Path) -> bool:
+    return path.is_dir() and (path / BUILD_RECORD).is_file()
+
+
+def _check_target(out: Path, force: bool) -> None:
+    if not out.exists() and not out.is_symlink():
+        return
+    if not force:
+        raise FlowError(f"build folder {out} exists; pass --force to replace it or choose another --out")
+    if out.is_symlink() or not out.is_dir():
+        raise FlowError(f"--out {out} is a file, not a build folder; --force replaces only a qnnflow build, "
+                        "choose another --out")
+    if not is_build(out):
+        raise FlowError(f"--out {out} is a folder that is not a qnnflow build (no {BUILD_RECORD}); "
+                        "--force replaces only a qnnflow build, choose another --out")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _remove_stale_temps(out: Path) -> None:
+    for p in out.parent.glob(f".{out.name}.tmp-*"):
+        pid = p.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+            log.info("removing %s, left by a killed build", p)
+            shutil.rmtree(p, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def claim(out: Path, force: bool):
+    """Lock `out` for one build and yield the temporary folder to build in (see module doc)."""
+    out = Path(out)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        lock_path = out.parent / f".{out.name}.lock"
+        fd = os.open(lock_path, os.O_CREAT | os.O_RDWR, 0o644)
+    except OSError as exc:
+        raise FlowError(f"cannot create the build folder {out} ({exc.strerror or exc}); "
+                        "choose an --out in a writable folder") from None
+    locked = False
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            # the holder unlinks the lock file when it ends: a lock on that orphan is no lock
+            locked = os.fstat(fd).st_ino == os.stat(lock_path).st_ino
+        except OSError:
+            pass
+        if not locked:
+            raise FlowError(f"another build is writing {out} right now; wait for it or choose another "
+                            "--out")
+        _check_target(out, force)
+        _remove_stale_temps(out)
+        work = (out.parent / f".{out.name}.tmp-{os.getpid()}").resolve()
+        if work.exists():
+            shutil.rmtree(work)
+        try:
+            (work / "steps").mkdir(parents=True)
+        except OSError as exc:
+            raise FlowError(f"cannot write in {out.parent} ({exc.strerror or exc}); "
+                            "choose an --out in a writable folder") from None
+        try:
+            yield work
+        finally:  # after replace() only what remained of an old build can be here
+            shutil.rmtree(work, ignore_errors=True)
+    finally:
+        if locked:
+            with contextlib.suppress(OSError):
+                os.unlink(lock_path)
+        os.close(fd)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two paths (Linux renameat2); False where the call is not available."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd = -100
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
+        return False
+    raise OSError(err, os.strerror(err), str(a))
+
+
+def replace(work: Path, out: Path) -> None:
+    """Put the finished build `work` at `out`, the old build (if any) going away (see module doc)."""
+    if not out.exists():
+        work.rename(out)
+        return
+    if _exchange(work, out):
+        old = work  # the old build now sits at the temporary name
+    else:  # two renames: a moment without `out`, but never a half build
+        old = out.parent / f".{out.name}.old-{os.getpid()}"
+        out.rename(old)
+        try:
+            work.rename(out)
+        except BaseException:
+            old.rename(out)
+            raise
+    shutil.rmtree(old, ignore_errors=True)
+    if old.exists():
+        log.warning("the new build is at %s; the old one could not be deleted completely and is left in %s",
+                    out, old)

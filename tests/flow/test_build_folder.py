@@ -1,0 +1,158 @@
+"""Build-folder safety and foreign files: options checked before any step, --force replaces only
+our builds, replacement is atomic, one build per target, FINN-written ONNX files load."""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+import pytest
+
+from flow import build_folder
+from flow.config import BuildConfig
+from flow.errors import FlowError
+from flow.pipeline import find_step, run_build
+
+
+def qnnflow(*args):
+    return subprocess.run([sys.executable, "-m", "flow.cli", *args], capture_output=True, text=True)
+
+
+def one_line_error(r) -> str:
+    assert r.returncode != 0
+    assert "Traceback" not in r.stderr + r.stdout
+    lines = [ln for ln in (r.stderr + r.stdout).splitlines() if ln.startswith("error:")]
+    assert len(lines) == 1, r.stderr[-1500:]
+    return lines[0]
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--fps", "nan"], "--fps must be a finite number > 0"),
+    (["--fps", "-1"], "--fps must be a finite number > 0"),
+    (["--fps", "0"], "--fps must be a finite number > 0"),
+    (["--fps", "inf"], "--fps must be a finite number > 0"),
+    (["--clock-mhz", "0"], "--clock-mhz must be a finite number > 0"),
+    (["--clock-mhz", "-5"], "--clock-mhz must be a finite number > 0"),
+    (["--input-dtype", "FOO99"], "is not a FINN datatype"),
+    (["--input-dtype", "FLOAT32"], "is not an integer type"),
+])
+def test_bad_option_values_refused_before_any_step(tmp_path, args, words):
+    r = qnnflow("build", "--model", "tfc-w2a2", "--out", str(tmp_path / "b"), *args)
+    assert words in one_line_error(r)
+    assert "step export" not in r.stdout + r.stderr  # refused before the first step
+    assert os.listdir(tmp_path) == []
+
+
+def test_force_refuses_a_folder_that_is_not_a_build(tmp_path):
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "n.txt").write_text("mine")
+    with pytest.raises(FlowError, match="not a qnnflow build"):
+        run_build(BuildConfig(out=notes, model="tfc-w2a2", samples=10, force=True))
+    assert (notes / "n.txt").read_text() == "mine"
+
+
+def test_force_refuses_a_file(tmp_path):
+    f = tmp_path / "afile"
+    f.write_text("data")
+    r = qnnflow("build", "--model", "tfc-w2a2", "--out", str(f), "--force")
+    assert "is a file, not a build folder" in one_line_error(r)
+    assert f.read_text() == "data"
+
+
+def test_unwritable_out_is_one_line(tmp_path):
+    r = qnnflow("build", "--model", "tfc-w2a2", "--out", "/proc/qnnflow-x/b")
+    assert "choose an --out in a writable folder" in one_line_error(r)
+
+
+def test_second_build_into_a_locked_target_refused(tmp_path):
+    out = tmp_path / "b"
+    fd = os.open(tmp_path / ".b.lock", os.O_CREAT | os.O_RDWR)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # as a running build holds it
+    try:
+        with pytest.raises(FlowError, match="another build is writing"):
+            run_build(BuildConfig(out=out, model="tfc-w2a2", samples=10))
+        assert (tmp_path / ".b.lock").exists()  # the refused build leaves the holder's lock alone
+    finally:
+        os.close(fd)
+    assert not out.exists()
+
+
+def test_stale_temp_of_a_killed_build_is_removed(tmp_path):
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = tmp_path / f".b.tmp-{dead.pid}"
+    (stale / "steps").mkdir(parents=True)
+    with build_folder.claim(tmp_path / "b", force=False) as work:
+        assert not stale.exists()
+        assert work.is_dir()
+    assert not work.exists()  # a claim left without replace() leaves nothing
+
+
+def _fake_build(path, tag):
+    (path / "steps").mkdir(parents=True, exist_ok=True)
+    (path / "build.json").write_text(json.dumps({"tag": tag}))
+    (path / "weights.dat").write_text(tag)
+
+
+def test_replace_keeps_new_build_when_old_cannot_be_deleted(tmp_path, monkeypatch):
+    out = tmp_path / "b"
+    _fake_build(out, "old")
+    with build_folder.claim(out, force=True) as work:
+        _fake_build(work, "new")
+        real = shutil.rmtree
+
+        def failing_rmtree(p, ignore_errors=False, **kw):
+            if ignore_errors:
+                return None  # one undeletable file: nothing goes
+            return real(p, **kw)
+
+        monkeypatch.setattr(build_folder.shutil, "rmtree", failing_rmtree)
+        build_folder.replace(work, out)
+        monkeypatch.setattr(build_folder.shutil, "rmtree", real)
+    assert json.loads((out / "build.json").read_text())["tag"] == "new"
+    assert (out / "weights.dat").read_text() == "new"
+
+
+def test_replace_without_exchange_is_whole(tmp_path, monkeypatch):
+    out = tmp_path / "b"
+    _fake_build(out, "old")
+    monkeypatch.setattr(build_folder, "_exchange", lambda a, b: False)
+    with build_folder.claim(out, force=True) as work:
+        _fake_build(work, "new")
+        build_folder.replace(work, out)
+    assert (out / "weights.dat").read_text() == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b"]
+
+
+def test_rebuild_with_force_replaces_whole(demo_build, tmp_path):
+    out = tmp_path / "b"
+    shutil.copytree(demo_build, out)
+    run_build(BuildConfig(out=out, model="tfc-w2a2", samples=10, force=True, rtlsim=False))
+    assert json.loads((out / "report.json").read_text())["verify"]["samples"] == 10
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b"]  # no lock, temp or old folder left
+
+
+def test_finn_onnx_without_custom_opset_import_builds(demo_build, tmp_path):
+    """A FINN-ONNX graph as FINN's tools write it: finn.custom_op.general nodes, no opset import for them."""
+    proto = onnx.load(str(find_step(demo_build, "qonnx_to_finn")))
+    for n in proto.graph.node:
+        if n.domain.startswith("qonnx.custom_op"):
+            n.domain = "finn.custom_op.general"
+    del proto.opset_import[1:]
+    assert {n.domain for n in proto.graph.node} >= {"finn.custom_op.general"}
+    onnx.save(proto, str(tmp_path / "finn.onnx"))
+    x = np.load(demo_build / "outputs" / "inputs.npy")[:20]
+    np.save(tmp_path / "x.npy", x)
+    r = qnnflow("build", "--onnx", str(tmp_path / "finn.onnx"), "--input", str(tmp_path / "x.npy"),
+                "--out", str(tmp_path / "b"), "--no-rtlsim")
+    assert r.returncode == 0, r.stderr[-2000:]
+    rep = json.loads((tmp_path / "b" / "report.json").read_text())
+    assert rep["verify"]["samples"] == 20 and all(v == 0 for v in rep["verify"]["mismatches"].values())
+    assert np.array_equal(np.load(tmp_path / "b" / "outputs" / "intsim.npy"),
+                          np.load(demo_build / "outputs" / "intsim.npy")[:20])
