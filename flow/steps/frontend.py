@@ -90,6 +90,7 @@ def step_export(model, cfg: BuildConfig) -> ModelWrapper:
     if cfg.onnx is not None:
         try:
             proto = onnx.load(str(cfg.onnx))
+            add_custom_opset_imports(proto)
             onnx.checker.check_model(proto)
             model = ModelWrapper(proto)
         except FileNotFoundError:
@@ -104,6 +105,15 @@ def step_export(model, cfg: BuildConfig) -> ModelWrapper:
         if len(model.graph.input) != 1 or len(model.graph.output) != 1:
             raise FlowError(f"ONNX file {cfg.onnx} has {len(model.graph.input)} inputs and "
                             f"{len(model.graph.output)} outputs; the flow needs exactly one of each")
+        if any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in model.graph.node):
+            from qonnx.transformation.qcdq_to_qonnx import QCDQToQuant
+
+            try:  # QCDQ export -> QONNX Quant nodes
+                model = model.transform(QCDQToQuant())
+            except Exception as exc:
+                raise FlowError(f"ONNX file {cfg.onnx} is a QCDQ export that qonnx's QCDQToQuant cannot "
+                                f"convert ({exc.__class__.__name__}: {str(exc).strip()[:120]}); export it with "
+                                "brevitas.export.export_qonnx instead") from None
         model.save(str(dst))
         return ModelWrapper(str(dst))
     from brevitas.export import export_qonnx
@@ -118,6 +128,18 @@ def step_export(model, cfg: BuildConfig) -> ModelWrapper:
         warnings.simplefilter("ignore")
         export_qonnx(module, example, export_path=str(dst))
     return ModelWrapper(str(dst))
+
+
+def add_custom_opset_imports(proto: onnx.ModelProto) -> None:
+    """Declare every node domain the file uses but does not import (version 1).
+
+    FINN and qonnx write custom-domain nodes (e.g. `finn.custom_op.general` MultiThreshold)
+    without an opset import for that domain, and their ModelWrapper accepts such files;
+    ONNX's checker does not, so the missing imports are added before checking.
+    """
+    have = {o.domain for o in proto.opset_import}
+    for domain in sorted({n.domain for n in proto.graph.node} - have - {"", "ai.onnx"}):
+        proto.opset_import.append(onnx.helper.make_opsetid(domain, 1))
 
 
 def _input_shape(cfg: BuildConfig, module) -> tuple[int, ...]:
