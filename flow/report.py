@@ -15,6 +15,7 @@ def assemble_report(info: dict, timings: dict, verify: dict | None, extra: dict)
         "target_fps": info.get("target_fps"),
         "checkpoint": info.get("checkpoint"),
         "checkpoint_meta": extra.get("checkpoint_meta"),
+        "exporter": extra.get("exporter"),  # "torch.export", "torchscript" (fallback), None for --onnx
         "input_dtype": info.get("input_dtype"),
         "float_tail": extra.get("float_tail"),
         "hls_layers": extra.get("hls_layers", []),

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import warnings
 
@@ -126,8 +127,29 @@ def step_export(model, cfg: BuildConfig) -> ModelWrapper:
     log_path = cfg.path("export.log")
     with open(log_path, "w") as fh, contextlib.redirect_stdout(fh), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        export_qonnx(module, example, export_path=str(dst))
+        try:
+            # each try on a copy: a failed export leaves Brevitas layers in export mode
+            export_qonnx(copy.deepcopy(module), example, export_path=str(dst))
+            cfg.extra["exporter"] = "torch.export"
+        except Exception as first:
+            # torch 2.13's default exporter traces with torch.export, under which Brevitas's quant
+            # layers hand on plain tensors: code that adds QuantTensors (residual blocks, e.g.
+            # bnn_pynq's QuantBasicBlock and its "Perform add among QuantTensors" check) fails.
+            # The TorchScript exporter runs the module eagerly, QuantTensors included.
+            log.info("torch.export failed (%s); exporting with the TorchScript exporter", first)
+            try:
+                export_qonnx(copy.deepcopy(module), example, export_path=str(dst), dynamo=False)
+            except Exception as second:
+                raise FlowError(f"the module does not export to QONNX (torch.export: "
+                                f"{_first_line(first)}; TorchScript exporter: {_first_line(second)}); "
+                                "check that its forward runs on a zero input of the declared shape") from None
+            cfg.extra["exporter"] = "torchscript"
     return ModelWrapper(str(dst))
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [ln for ln in str(exc).strip().splitlines() if ln.strip()]
+    return f"{exc.__class__.__name__}: {lines[0][:160]}" if lines else exc.__class__.__name__
 
 
 def add_custom_opset_imports(proto: onnx.ModelProto) -> None:
