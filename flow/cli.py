@@ -5,6 +5,7 @@ import argparse
 import logging
 import shlex
 import sys
+import time
 from pathlib import Path
 
 from rich.console import Console
@@ -32,21 +33,41 @@ def _cmd_build(a) -> int:
 
 
 def _cmd_verify(a) -> int:
-    import json
-
     from .report import summary_table
-    from .verify import verify_build
+    from .verify import record_verification, verify_build
 
     build = Path(a.build_dir)
+    from .pipeline import load_build_config
+
+    report = _read_report(build)
+    samples = a.samples or load_build_config(build)["samples"]
+    record = build / "verify" / f"{time.strftime('%Y%m%d-%H%M%S')}-n{samples}"
+    if record.exists():
+        raise FlowError(f"{record} exists (two verify runs in one second?); run it again")
+    res = verify_build(build, samples, out_dir=record / "outputs")
+    kept = record_verification(build, report, record, res)
+    console = Console()
+    console.print(summary_table({**report, **res}))
+    console.print(f"record written to {record}/"
+                  + ("" if kept else f"; report.json keeps its stronger record "
+                                     f"({report['verify']['samples']} samples)"))
+    return 1 if any(res["verify"]["mismatches"].values()) else 0
+
+
+def _read_report(build: Path) -> dict:
+    import json
+
     rp = build / "report.json"
     if not rp.is_file():
         raise FlowError(f"{build} has no report.json; run `qnnflow build` first")
-    report = json.loads(rp.read_text())
-    res = verify_build(build, a.samples)
-    report.update(res)
-    rp.write_text(json.dumps(report, indent=2, default=float))
-    Console().print(summary_table(report))
-    return 1 if any(res["verify"]["mismatches"].values()) else 0
+    try:
+        report = json.loads(rp.read_text())
+        if not isinstance(report, dict):
+            raise ValueError("not a JSON object")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise FlowError(f"{rp} is corrupt ({str(exc).splitlines()[0][:100]}); "
+                        "rebuild with `qnnflow build ... --force`") from None
+    return report
 
 
 def _cmd_train(a) -> int:

@@ -94,8 +94,8 @@ def localize(build_dir: Path, stage: str, reference: str, x: np.ndarray, sample:
 
 
 def verify_build(build_dir: Path, samples: int | None = None, module=None,
-                 stages: tuple[str, ...] | None = None, progress=None) -> dict:
-    """Run every available stage on the same inputs; write outputs/<stage>.npy.
+                 stages: tuple[str, ...] | None = None, progress=None, out_dir: Path | None = None) -> dict:
+    """Run every available stage on the same inputs; write <out_dir>/<stage>.npy (default outputs/).
 
     Returns the `verify` section of report.json (and `accuracy`).
     """
@@ -178,8 +178,8 @@ def verify_build(build_dir: Path, samples: int | None = None, module=None,
             if name in outputs:
                 outputs[name] = st.label_select(outputs[name], topk)
 
-    out_dir = build_dir / "outputs"
-    out_dir.mkdir(exist_ok=True)
+    out_dir = Path(out_dir) if out_dir is not None else build_dir / "outputs"
+    out_dir.mkdir(parents=True, exist_ok=True)
     np.save(out_dir / "inputs.npy", x)
     np.save(out_dir / "hw_inputs.npy", x_hw.reshape(len(x_hw), -1))  # what the accelerator streams
     if labels is not None:
@@ -238,6 +238,30 @@ def verify_build(build_dir: Path, samples: int | None = None, module=None,
         "accuracy": accuracy,
         "rtlsim": rtl or None,
     }
+
+
+def record_verification(build_dir: Path, report: dict, record: Path, result: dict) -> bool:
+    """Keep a `qnnflow verify` run as its own record; return whether report.json now shows it.
+
+    The run's outputs and result live in `record` (verify/<time>-n<samples>/); report.json lists
+    every record under `verify_records` and shows the strongest one (most samples, the later one
+    on equal counts): a smaller run never replaces a larger one, and the build's own outputs/
+    stay as the build wrote them.
+    """
+    (record / "record.json").write_text(json.dumps(result, indent=2, default=float))
+    entry = {"record": str(record.relative_to(build_dir)), "samples": result["verify"]["samples"],
+             "mismatches": result["verify"]["mismatches"], "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    report.setdefault("verify_records", []).append(entry)
+    shown = (report.get("verify") or {}).get("samples") or 0
+    stronger = entry["samples"] >= shown
+    if stronger:
+        report.update(result)
+        report["verify_shown"] = entry["record"]
+    rp = Path(build_dir) / "report.json"
+    tmp = rp.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(report, indent=2, default=float))
+    tmp.replace(rp)
+    return stronger
 
 
 def write_build_info(build_dir: Path, info: dict) -> None:

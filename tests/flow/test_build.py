@@ -164,12 +164,34 @@ def test_help_lists_commands():
         assert cmd in r.stdout
 
 
-def test_verify_command_rewrites_report(demo_build):
+def test_verify_keeps_each_record_and_shows_the_strongest(demo_build):
+    before = json.loads((demo_build / "report.json").read_text())
+    outputs = {p.name: p.read_bytes() for p in (demo_build / "outputs").iterdir()}
     r = qnnflow("verify", str(demo_build), "--samples", "40")
     assert r.returncode == 0, r.stderr[-2000:]
     rep = json.loads((demo_build / "report.json").read_text())
-    assert rep["verify"]["samples"] == 40 and rep["verify"]["mismatches"]["intsim"] == 0
-    qnnflow("verify", str(demo_build), "--samples", "300")  # restore for other tests
+    assert rep["verify"] == before["verify"]  # a 40-sample run does not replace the 300-sample record
+    rec = rep["verify_records"][-1]
+    assert rec["samples"] == 40 and rec["mismatches"]["intsim"] == 0
+    record = demo_build / rec["record"]
+    assert json.loads((record / "record.json").read_text())["verify"]["samples"] == 40
+    assert np.load(record / "outputs" / "intsim.npy").shape[0] == 40
+    assert {p.name: p.read_bytes() for p in (demo_build / "outputs").iterdir()} == outputs
+    r = qnnflow("verify", str(demo_build), "--samples", "300")
+    rep = json.loads((demo_build / "report.json").read_text())
+    assert rep["verify_shown"] == rep["verify_records"][-1]["record"] and rep["verify"]["samples"] == 300
+    assert len(rep["verify_records"]) == 2
+
+
+def test_verify_of_a_corrupt_report_is_one_line(demo_build, tmp_path):
+    import shutil
+
+    b = tmp_path / "b"
+    shutil.copytree(demo_build, b)
+    (b / "report.json").write_text('{"model": "tfc')
+    r = qnnflow("verify", str(b), "--samples", "5")
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    assert "report.json is corrupt" in r.stderr
 
 
 def test_module_with_unlowerable_layers_refused_before_long_steps(tmp_path):
