@@ -20,6 +20,8 @@ import contextlib
 import ctypes
 import errno
 import fcntl
+import hashlib
+import json
 import logging
 import os
 import shutil
@@ -146,3 +148,63 @@ def replace(work: Path, out: Path) -> None:
     if old.exists():
         log.warning("the new build is at %s; the old one could not be deleted completely and is left in %s",
                     out, old)
+
+
+# What the hardware and its verification are made of: hashed into manifest.json at build time.
+# Left out: what verification, simulation and reports write or regenerate (outputs/, verify/,
+# the stitched copies in rtl/, the simulator cache in rtlsim/, reports, logs).
+MANIFEST = "manifest.json"
+_UNHASHED_DIRS = {"outputs", "verify", "rtl", "rtlsim", "synth", "bitstream", "bitstream.failed", "deploy"}
+_UNHASHED_FILES = {MANIFEST, "report.json", "report.txt", "report.html", "export.log"}
+
+
+def _hashed_files(build: Path):
+    for p in sorted(build.rglob("*")):
+        rel = p.relative_to(build)
+        if p.is_file() and rel.parts[0] not in _UNHASHED_DIRS and str(rel) not in _UNHASHED_FILES \
+                and not rel.parts[0].startswith("."):
+            yield rel, p
+
+
+def _sha256(p: Path) -> str:
+    h = hashlib.sha256()
+    with open(p, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def write_manifest(build: Path) -> dict:
+    """Hash every file the hardware is made of (weights, thresholds, RTL, graphs) into manifest.json."""
+    files = {str(rel): _sha256(p) for rel, p in _hashed_files(build)}
+    manifest = {"format": 1, "algorithm": "sha256", "files": files}
+    (build / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True))
+    return manifest
+
+
+def check_manifest(build: Path) -> None:
+    """Refuse a build whose hardware files differ from manifest.json, naming each changed file.
+
+    A build from before manifests existed (no manifest.json) is accepted with a warning."""
+    p = build / MANIFEST
+    if not p.is_file():
+        log.warning("%s has no %s (built before manifests); its files cannot be checked", build, MANIFEST)
+        return
+    try:
+        want = json.loads(p.read_text())["files"]
+        if not isinstance(want, dict):
+            raise TypeError("files is not an object")
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+        raise FlowError(f"{p} is corrupt ({exc}); rebuild with `qnnflow build ... --force`") from None
+    have = {str(rel): p for rel, p in _hashed_files(build)}
+    changed = sorted(f for f, h in want.items() if f in have and _sha256(have[f]) != h)
+    missing = sorted(set(want) - set(have))
+    added = sorted(set(have) - set(want))
+    problems = [f"changed: {', '.join(changed[:5])}" if changed else "",
+                f"missing: {', '.join(missing[:5])}" if missing else "",
+                f"not in the build: {', '.join(added[:5])}" if added else ""]
+    problems = [x for x in problems if x]
+    if problems:
+        n = len(changed) + len(missing) + len(added)
+        raise FlowError(f"{build} differs from its manifest ({n} file(s); {'; '.join(problems)}); "
+                        "restore the build's files or rebuild with `qnnflow build ... --force`")

@@ -23,6 +23,7 @@ import sys
 import time
 from pathlib import Path
 
+from . import build_folder
 from .errors import FlowError
 from .pipeline import _relocate
 
@@ -173,6 +174,8 @@ def run_method(a, console=None) -> int:
             summary["hardware"] = build_compressed(c, ckpt, work / "build", a.samples, console=console)
         (work / "compress.json").write_text(json.dumps(summary, indent=2, default=float))
         _relocate(work, out)  # the build recorded the checkpoint's and its own temporary paths
+        if (work / "build").is_dir():
+            build_folder.write_manifest(work / "build")  # the relocation rewrote hashed files
         if out.exists():
             shutil.rmtree(out)
         work.rename(out)

@@ -137,6 +137,7 @@ def _run_steps(cfg: BuildConfig, work: Path, out: Path, console) -> dict:
         progress.update(task, description="done")
     report = write_report(work, assemble_report(info, timings, verify, cfg.extra))
     _relocate(work, out)
+    build_folder.write_manifest(work)
     build_folder.replace(work, out)
     return report
 

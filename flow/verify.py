@@ -94,8 +94,12 @@ def localize(build_dir: Path, stage: str, reference: str, x: np.ndarray, sample:
 
 
 def verify_build(build_dir: Path, samples: int | None = None, module=None,
-                 stages: tuple[str, ...] | None = None, progress=None, out_dir: Path | None = None) -> dict:
+                 stages: tuple[str, ...] | None = None, progress=None, out_dir: Path | None = None,
+                 check_files: bool = True) -> dict:
     """Run every available stage on the same inputs; write <out_dir>/<stage>.npy (default outputs/).
+
+    check_files: first compare the build's files with its manifest and refuse a changed one
+    (False only for tests that alter a graph on purpose to see the stages catch it).
 
     Returns the `verify` section of report.json (and `accuracy`).
     """
@@ -103,8 +107,12 @@ def verify_build(build_dir: Path, samples: int | None = None, module=None,
 
     from .pipeline import final_graph, find_step, load_build_config
 
+    from .build_folder import check_manifest
+
     build_dir = Path(build_dir)
     info = load_build_config(build_dir)
+    if check_files:  # nothing to check while the build itself verifies (the manifest comes after)
+        check_manifest(build_dir)
     samples = samples or info["samples"]
     x, labels = verification_inputs(build_dir, info, samples)
     tail = FloatTail.load(build_dir / "float_tail.npz")

@@ -1044,9 +1044,9 @@ def load_model(model):
 def stitch(model, rtl_dir: Path, *, codegen_fallback: Path | None = None) -> StitchedDesign:
     """Write `qnnflow_top` for a FINN HW graph (ModelWrapper or ONNX path) into rtl_dir.
 
-    codegen_fallback: where to look for a node's code generation folder (by its name)
-    when the absolute path stored in the graph is gone, e.g. a build folder moved or
-    copied after it was written."""
+    codegen_fallback: a build's own code generation folder (<build>/codegen). A node's
+    folder of the same name there is used before the absolute path stored in the graph,
+    so a moved or copied build is stitched from its own files, never from the original's."""
     from qonnx.custom_op.registry import getCustomOp
 
     model = load_model(model)
@@ -1109,8 +1109,7 @@ def stitch(model, rtl_dir: Path, *, codegen_fallback: Path | None = None) -> Sti
         top_mod = _attr(inst, "gen_top_module") or n.name
         cgd_attr = str(_attr(inst, "code_gen_dir_ipgen") or "")
         cgd = Path(cgd_attr)
-        if cgd_attr and not cgd.is_dir() and codegen_fallback is not None \
-                and (Path(codegen_fallback) / cgd.name).is_dir():
+        if cgd_attr and codegen_fallback is not None and (Path(codegen_fallback) / cgd.name).is_dir():
             cgd = Path(codegen_fallback) / cgd.name
         if not cgd_attr or not cgd.is_dir():
             raise HwError(f"{n.name} has no generated RTL (code_gen_dir_ipgen {cgd_attr or 'unset'}); "

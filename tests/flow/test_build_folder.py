@@ -156,3 +156,40 @@ def test_finn_onnx_without_custom_opset_import_builds(demo_build, tmp_path):
     assert rep["verify"]["samples"] == 20 and all(v == 0 for v in rep["verify"]["mismatches"].values())
     assert np.array_equal(np.load(tmp_path / "b" / "outputs" / "intsim.npy"),
                           np.load(demo_build / "outputs" / "intsim.npy")[:20])
+
+
+def _flip_one_weight_digit(build):
+    mem = sorted((build / "codegen").glob("code_gen_ipgen_MVAU_rtl_0_*/memblock.dat"))[0]
+    lines = mem.read_text().splitlines()
+    i = next(k for k, ln in enumerate(lines) if ln.strip("0"))  # a line with a non-zero weight
+    j = next(k for k, c in enumerate(lines[i]) if c != "0")
+    lines[i] = lines[i][:j] + ("0" if lines[i][j] != "0" else "1") + lines[i][j + 1:]
+    mem.write_text("\n".join(lines) + "\n")
+    return mem.relative_to(build)
+
+
+def test_manifest_written_and_a_changed_weight_named(demo_build, tmp_path):
+    m = json.loads((demo_build / "manifest.json").read_text())
+    assert any(f.endswith("memblock.dat") for f in m["files"]) and any(f.startswith("steps/") for f in m["files"])
+    assert not any(f.startswith(("outputs/", "rtl/", "rtlsim/")) for f in m["files"])
+    b = tmp_path / "copy"
+    shutil.copytree(demo_build, b)
+    changed = _flip_one_weight_digit(b)
+    r = qnnflow("verify", str(b), "--samples", "5")
+    line = one_line_error(r)
+    assert "differs from its manifest" in line and str(changed) in line
+    assert not (b / "verify").exists()  # refused before anything was written
+
+
+def test_copied_build_is_simulated_from_its_own_files(demo_build, tmp_path):
+    """The copy's graphs still name the original's codegen folders; its own must be used."""
+    from flow.verify import verify_build
+
+    b = tmp_path / "copy"
+    shutil.copytree(demo_build, b)
+    v = verify_build(b, 30, stages=("intsim", "rtlsim"), out_dir=tmp_path / "o1")["verify"]
+    assert v["mismatches"]["rtlsim"] == 0
+    mem = sorted((b / "codegen").glob("code_gen_ipgen_MVAU_rtl_0_*/memblock.dat"))[0]
+    mem.write_text("\n".join(mem.read_text().split()[::-1]) + "\n")  # the original keeps its weights
+    v = verify_build(b, 30, stages=("intsim", "rtlsim"), out_dir=tmp_path / "o2", check_files=False)["verify"]
+    assert v["mismatches"]["rtlsim"] > 0

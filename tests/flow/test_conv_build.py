@@ -216,7 +216,7 @@ def test_conv_mismatch_localised(lenet_build, tmp_path):
     t = m.get_initializer(thr.input[1])
     m.set_initializer(thr.input[1], t - 8)  # every output of this layer moves up
     m.save(str(path))
-    r = verify_build(out, 20, stages=("streamlined", "hw_python", "intsim"))["verify"]
+    r = verify_build(out, 20, stages=("streamlined", "hw_python", "intsim"), check_files=False)["verify"]
     assert r["mismatches"]["hw_python"] == 0 and r["mismatches"]["streamlined"] > 0
     first = r["first_mismatch"]["streamlined"]
     assert first["layer"] == "MultiThreshold_2" and first["intsim_layer"] == thr.name, first
