@@ -244,8 +244,10 @@ def _cmd_eval(a) -> int:
     except ModelError as exc:
         raise FlowError(str(exc)) from None
     acc = evaluate(module, split.x, split.y)
+    key = {"test": "test_accuracy", "val": "val_accuracy"}.get(a.split)
+    recorded = f"; recorded at training {meta[key]:.2f} %" if key and meta.get(key) is not None else ""
     Console().print(f"{meta.get('name', path.stem)}: MNIST {a.split} top-1 {acc:.2f} % ({len(split.y)} images; "
-                    f"checkpoint {path})")
+                    f"checkpoint {path}{recorded})")
     return 0
 
 

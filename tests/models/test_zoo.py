@@ -76,8 +76,20 @@ def test_zoo_lists_shipped_checkpoints_with_provenance():
 
 
 def test_eval_command():
+    """The float evaluation agrees with the accuracy recorded at training time.
+
+    Not to the image: float32 matmuls sum in an order that depends on the CPU's vector
+    ISA (AVX2 or AVX-512), and a few images whose activations lie at a quantizer step
+    flip class (97.49 % recorded, 97.43 % measured on an AVX-512 machine). 0.2 points
+    is 20 of the 10000 images; a broken evaluation (wrong scale, wrong split, an
+    untrained model) is tens of points off."""
+    import re
+
     out = subprocess.run([sys.executable, "-m", "flow.cli", "eval", "tfc-w2a2"], capture_output=True, text=True)
-    assert out.returncode == 0 and "top-1 97.49 %" in out.stdout
+    assert out.returncode == 0, out.stderr
+    acc = float(re.search(r"top-1 ([0-9.]+) %", out.stdout).group(1))
+    assert abs(acc - 97.49) <= 0.2, out.stdout
+    assert "recorded at training 97.49 %" in " ".join(out.stdout.split())
 
 
 def test_readme_zoo_table_is_the_command_output():
