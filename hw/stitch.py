@@ -1041,18 +1041,11 @@ def load_model(model):
     return model
 
 
-def stitch(model, rtl_dir: Path, *, codegen_fallback: Path | None = None) -> StitchedDesign:
-    """Write `qnnflow_top` for a FINN HW graph (ModelWrapper or ONNX path) into rtl_dir.
-
-    codegen_fallback: a build's own code generation folder (<build>/codegen). A node's
-    folder of the same name there is used before the absolute path stored in the graph,
-    so a moved or copied build is stitched from its own files, never from the original's."""
-    from qonnx.custom_op.registry import getCustomOp
-
-    model = load_model(model)
-    rtl_dir = Path(rtl_dir)
-    rtl_dir.mkdir(parents=True, exist_ok=True)
-    (rtl_dir / "mem").mkdir(exist_ok=True)
+def stream_order(model) -> list:
+    """The HW graph's nodes in an order where every stream's producer precedes its readers
+    (the graph's own order where that holds, as FINN writes it), after checking that the
+    graph is a stream graph: one input, one output, every streamed tensor written by one
+    node and read by exactly one (a fork is a DuplicateStreams layer)."""
     nodes = list(model.graph.node)
     if not nodes:
         raise HwError("the HW graph has no nodes; build a model first (qnnflow build)")
@@ -1063,6 +1056,62 @@ def stitch(model, rtl_dir: Path, *, codegen_fallback: Path | None = None) -> Sti
     if not_rtl:
         raise HwError(f"layer(s) without RTL: {', '.join(not_rtl)}; Verilator simulation needs RTL layers "
                       "(prefer RTL when specializing, or add an RTL core under hw/rtl/)")
+    g_in, g_out = model.graph.input[0].name, model.graph.output[0].name
+    producer: dict[str, object] = {}
+    readers: dict[str, list] = {}
+    for n in nodes:
+        for t in n.output:
+            producer[t] = n
+        for t in stream_inputs(model, n):
+            readers.setdefault(t, []).append(n)
+    for t, rs in readers.items():
+        if len(rs) > 1:
+            raise HwError(f"tensor {t} is read by {len(rs)} layers ({', '.join(r.name for r in rs)}); a stream has "
+                          "one reader: fork it with DuplicateStreams (FINN's InferDuplicateStreamsLayer)")
+        if t != g_in and t not in producer:
+            raise HwError(f"{rs[0].name} reads {t}, which no layer writes and which is not the graph input")
+    for t, n in producer.items():
+        if t != g_out and t not in readers:
+            raise HwError(f"output {t} of {n.name} is read by no layer; hw.stitch needs every stream consumed")
+    if g_out not in producer:
+        raise HwError(f"no layer writes the graph output {g_out}")
+    if g_in not in readers:
+        raise HwError(f"no layer reads the graph input {g_in}")
+    order, ready, remaining = [], {g_in}, list(nodes)
+    while remaining:
+        n = next((n for n in remaining if all(t in ready for t in stream_inputs(model, n))), None)
+        if n is None:
+            raise HwError(f"the HW graph has a cycle through {', '.join(r.name for r in remaining)}; "
+                          "hw.stitch connects acyclic stream graphs")
+        order.append(n)
+        remaining.remove(n)
+        ready.update(n.output)
+    return order
+
+
+def stream_inputs(model, node) -> list[str]:
+    """The node's streamed inputs (in0_V, in1_V, ...): its inputs that are no initializer."""
+    return [t for t in node.input if t and model.get_initializer(t) is None]
+
+
+def stitch(model, rtl_dir: Path, *, codegen_fallback: Path | None = None) -> StitchedDesign:
+    """Write `qnnflow_top` for a FINN HW graph (ModelWrapper or ONNX path) into rtl_dir.
+
+    The graph may fork (DuplicateStreams) and join (layers with several streamed inputs):
+    each streamed tensor is one AXI stream wire from its producer's out{k}_V to its
+    reader's in{j}_V, k and j its positions among the producer's outputs and the reader's
+    streamed inputs; widths are checked per edge.
+
+    codegen_fallback: a build's own code generation folder (<build>/codegen). A node's
+    folder of the same name there is used before the absolute path stored in the graph,
+    so a moved or copied build is stitched from its own files, never from the original's."""
+    from qonnx.custom_op.registry import getCustomOp
+
+    model = load_model(model)
+    rtl_dir = Path(rtl_dir)
+    rtl_dir.mkdir(parents=True, exist_ok=True)
+    (rtl_dir / "mem").mkdir(exist_ok=True)
+    order = stream_order(model)
 
     srcs = _Sources(rtl_dir)
     lines_inst: list[str] = []
@@ -1072,37 +1121,24 @@ def stitch(model, rtl_dir: Path, *, codegen_fallback: Path | None = None) -> Sti
     fifo_depths: dict[str, int] = {}
     estimated: dict[str, int] = {}
 
-    # the chain: each node's first input is the previous node's first output
-    tensor = model.graph.input[0].name
-    widths: list[int] = []
-    order = []
-    remaining = list(nodes)
-    while remaining:
-        nxt = [n for n in remaining if n.input and n.input[0] == tensor]
-        if len(nxt) != 1:
-            raise HwError(f"the HW graph is not a single chain at tensor {tensor} "
-                          f"({len(nxt)} consumers); hw.stitch connects linear pipelines only")
-        n = nxt[0]
-        others = [t for t in list(n.input)[1:] if t and model.get_initializer(t) is None]
-        if others:
-            raise HwError(f"{n.name} has a second streamed input ({others[0]}); "
-                          "hw.stitch connects linear pipelines only")
-        order.append(n)
-        remaining.remove(n)
-        tensor = n.output[0]
-    if tensor != model.graph.output[0].name:
-        raise HwError(f"the chain ends at {tensor}, not at the graph output {model.graph.output[0].name}")
-
     insts = [getCustomOp(n) for n in order]
+    g_in, g_out = model.graph.input[0].name, model.graph.output[0].name
+    # wire names: the graph input s0, output k of the i-th node s<i+1> (k = 0) or s<i+1>_<k>
+    wire = {g_in: "s0"}
+    width: dict[str, int] = {g_in: int(insts[0].get_instream_width_padded(stream_inputs(model, order[0]).index(g_in)))}
     for i, (n, inst) in enumerate(zip(order, insts)):
-        iw, ow = int(inst.get_instream_width_padded()), int(inst.get_outstream_width_padded())
-        if i == 0:
-            widths.append(iw)
-        elif iw != widths[-1]:
-            prev = order[i - 1]
-            raise HwError(f"stream width mismatch {prev.name} -> {n.name} ({widths[-1]} vs {iw} bits); "
-                          "insert FINN's width converters and FIFOs first (flow step insert_fifos)")
-        widths.append(ow)
+        for j, t in enumerate(stream_inputs(model, n)):
+            iw = int(inst.get_instream_width_padded(j))
+            if iw != width[t]:
+                src = next((m.name for m in order if t in m.output), "the graph input")
+                raise HwError(f"stream width mismatch {src} -> {n.name} ({width[t]} vs {iw} bits); "
+                              "insert FINN's width converters and FIFOs first (flow step insert_fifos)")
+        for k, t in enumerate(n.output):
+            wire[t] = f"s{i + 1}" if k == 0 else f"s{i + 1}_{k}"
+            width[t] = int(inst.get_outstream_width_padded(k))
+    out_wire = wire[g_out]
+    in_node = next(i for i, n in enumerate(order) if g_in in stream_inputs(model, n))
+    out_node = next(i for i, n in enumerate(order) if g_out in n.output)
 
     for i, (n, inst) in enumerate(zip(order, insts)):
         fam = _op_family(n.op_type)
@@ -1161,19 +1197,20 @@ def stitch(model, rtl_dir: Path, *, codegen_fallback: Path | None = None) -> Sti
             overrides.append(f'.THRESHOLDS_PATH("mem/{top_mod}_")')
         if "MEM_PATH" in params:  # qnnflow's own cores (hw/ops/base.py)
             overrides.append(f'.MEM_PATH("mem/{top_mod}_")')
-        s_in, s_out = f"s{i}", f"s{i + 1}"
+        ins, outs = stream_inputs(model, n), list(n.output)
         conns = []
         for port, direction in ports.items():
             c = None
+            m = re.match(r"(in|out)(\d+)_V_", port)
             if port == "ap_clk":
                 c = "ap_clk"
             elif port == "ap_clk2x":
                 c = "ap_clk"
             elif port == "ap_rst_n":
                 c = "ap_rst_n"
-            elif port.startswith("in0_V_") or port.startswith("out0_V_"):
-                sig = s_in if port.startswith("in0") else s_out
-                c = f"{sig}_{port.split('_')[-1].lower()}"
+            elif m and int(m.group(2)) < len(ins if m.group(1) == "in" else outs):
+                t = (ins if m.group(1) == "in" else outs)[int(m.group(2))]
+                c = f"{wire[t]}_{port.split('_')[-1].lower()}"
             elif port.startswith("in1_V_") and decoupled:
                 c = f"w{i}_{port.split('_')[-1].lower()}"
             elif port.startswith("in1_V_") or port.startswith("s_axilite_"):
@@ -1215,34 +1252,37 @@ def stitch(model, rtl_dir: Path, *, codegen_fallback: Path | None = None) -> Sti
         ov = f" #({', '.join(overrides)})" if overrides else ""
         lines_inst.append(f"\t// {n.name}: {n.op_type}\n\t{top_mod}{ov} {n.name}_i (\n" + ",\n".join(conns) + "\n\t);")
 
-    for k, w in enumerate(widths):
-        if 0 < k < len(widths) - 1:
-            lines_wire.append(f"\twire [{w - 1}:0] s{k}_tdata;\n\twire s{k}_tvalid, s{k}_tready;")
-    last = len(widths) - 1
+    for t, w in wire.items():
+        if t not in (g_in, g_out):
+            lines_wire.append(f"\twire [{width[t] - 1}:0] {w}_tdata;\n\twire {w}_tvalid, {w}_tready;")
+    w_in, w_out = width[g_in], width[g_out]
+    forks = sum(len(n.output) > 1 for n in order)
+    joins = sum(len(stream_inputs(model, n)) > 1 for n in order)
+    shape = "" if not (forks or joins) else f" (a graph: {forks} fork(s), {joins} join(s))"
     nf = max(1, len(fifos))
     zero_fifos = "" if fifos else "\tassign fifo_maxcount = '0;\n"
     header = f"""// Generated by qnnflow hw/stitch.py; do not edit (it is rewritten on every simulation).
-// {len(order)} stream nodes: {' -> '.join(n.name for n in order)}
+// {len(order)} stream nodes{shape}: {' -> '.join(n.name for n in order)}
 module {TOP} (
 	input ap_clk,
 	input ap_rst_n,
-	input [{widths[0] - 1}:0] s_axis_tdata,
+	input [{w_in - 1}:0] s_axis_tdata,
 	input s_axis_tvalid,
 	output s_axis_tready,
-	output [{widths[-1] - 1}:0] m_axis_tdata,
+	output [{w_out - 1}:0] m_axis_tdata,
 	output m_axis_tvalid,
 	input m_axis_tready,
 	output [{32 * nf - 1}:0] fifo_maxcount  // 32 bits per StreamingFIFO, graph order
 );
-	wire [{widths[0] - 1}:0] s0_tdata = s_axis_tdata;
+	wire [{w_in - 1}:0] s0_tdata = s_axis_tdata;
 	wire s0_tvalid = s_axis_tvalid;
 	wire s0_tready;
 	assign s_axis_tready = s0_tready;
-	wire [{widths[-1] - 1}:0] s{last}_tdata;
-	wire s{last}_tvalid;
-	wire s{last}_tready = m_axis_tready;
-	assign m_axis_tdata = s{last}_tdata;
-	assign m_axis_tvalid = s{last}_tvalid;
+	wire [{w_out - 1}:0] {out_wire}_tdata;
+	wire {out_wire}_tvalid;
+	wire {out_wire}_tready = m_axis_tready;
+	assign m_axis_tdata = {out_wire}_tdata;
+	assign m_axis_tvalid = {out_wire}_tvalid;
 {zero_fifos}"""
     text = header + "\n".join(lines_wire) + "\n\n" + "\n\n".join(lines_inst) + f"\n\nendmodule // {TOP}\n"
     _write_if_changed(rtl_dir / f"{TOP}.v", text)
@@ -1254,10 +1294,10 @@ module {TOP} (
         dt = inst.get_input_datatype() if first else inst.get_output_datatype()
         fs = inst.get_folded_input_shape() if first else inst.get_folded_output_shape()
         ns = inst.get_normal_input_shape() if first else inst.get_normal_output_shape()
-        return StreamInfo(width=widths[0] if first else widths[-1], dtype=dt.name, elem_bits=int(dt.bitwidth()),
+        return StreamInfo(width=w_in if first else w_out, dtype=dt.name, elem_bits=int(dt.bitwidth()),
                           folded_shape=tuple(int(x) for x in fs), normal_shape=tuple(int(x) for x in ns))
 
     return StitchedDesign(rtl_dir=rtl_dir, sources=order_src, memory_files=memory_files,
-                          input=stream(insts[0], True), output=stream(insts[-1], False),
+                          input=stream(insts[in_node], True), output=stream(insts[out_node], False),
                           layers=[n.name for n in order], fifos=fifos, fifo_depths=fifo_depths,
                           estimated_cycles=estimated, patched=srcs.patched)

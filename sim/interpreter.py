@@ -26,11 +26,11 @@ INT32_EXACT = 2**31
 ACC_OPS = ("MVAU", "VVAU")
 # ops whose output holds exactly their input's values (only moved or buffered)
 VALUE_PRESERVING = ("StreamingFIFO", "StreamingDataWidthConverter", "Reshape", "Flatten", "Squeeze",
-                    "Unsqueeze", "Identity", "Transpose")
+                    "Unsqueeze", "Identity", "Transpose", "DuplicateStreams")
 
 
 # qnnflow's own RTL ops (hw/ops) that implement a FINN op under another name
-OP_ALIASES = {"MVAU_binary": "MVAU"}
+OP_ALIASES = {"MVAU_binary": "MVAU", "AddStreams": "ElementwiseAdd"}
 
 
 def generic_op(op_type: str) -> str:
@@ -222,18 +222,25 @@ class IntSim:
                 raise
             except Exception as exc:
                 raise SimError(f"node {p.name} ({p.op_type}) failed: {exc}") from exc
-            y = np.asarray(y)
-            if y.dtype.kind not in "iu":
-                raise SimError(f"node {p.name} ({p.op_type}) produced {y.dtype} values; kernels must stay integer")
+            ys = [np.asarray(v) for v in y] if isinstance(y, tuple) else [np.asarray(y)]
+            if len(ys) != len(p.outputs):
+                raise SimError(f"node {p.name} ({p.op_type}) produced {len(ys)} tensors for "
+                               f"{len(p.outputs)} outputs")
+            for y in ys:
+                if y.dtype.kind not in "iu":
+                    raise SimError(f"node {p.name} ({p.op_type}) produced {y.dtype} values; "
+                                   "kernels must stay integer")
             if "acc" in p.cache:
                 acc_dt = p.attrs.get("accDataType")
                 if acc_dt and not p.acc_proven:
                     self._check(p.cache["acc"], f"{p.name}.accumulator", DataType[acc_dt], p.name)
                 del p.cache["acc"]
-            out_dt = self.dtypes.get(p.outputs[0])
-            if not p.out_proven and not (p.op_type in VALUE_PRESERVING and out_dt == self.dtypes.get(p.inputs[0])):
-                self._check(y, p.outputs[0], out_dt, p.name)  # (a FIFO's output was checked as its input)
-            env[p.outputs[0]] = y
+            for out, y in zip(p.outputs, ys):
+                out_dt = self.dtypes.get(out)
+                if not p.out_proven and not (p.op_type in VALUE_PRESERVING
+                                             and out_dt == self.dtypes.get(p.inputs[0])):
+                    self._check(y, out, out_dt, p.name)  # (a FIFO's output was checked as its input)
+                env[out] = y
         if return_all:
             return env
         out = env[self.output_name].astype(np.int64)

@@ -146,10 +146,26 @@ def k_multithreshold(p, x, *_):
 
 
 @kernel("Add", "Mul", "Sub")
-def k_elementwise(p, x, *_):
-    """y = x (+|*|-) C with an integer constant C."""
-    c = p.params[1]
+def k_elementwise(p, x, *rest):
+    """y = x (+|*|-) C with an integer constant C, or y = x (+|*|-) z of two tensors (a join)."""
+    c = p.params[1] if 1 in p.params else rest[0]
+    if 0 in p.params:  # the constant first: C (+|*|-) x
+        x, c = p.params[0], x
     return {"Add": np.add, "Mul": np.multiply, "Sub": np.subtract}[p.op_type](x, c)
+
+
+@kernel("ElementwiseAdd")
+def k_elementwise_add(p, a, b=None):
+    """y = a + b (FINN's ElementwiseAdd, channels last; a constant operand where one is given)."""
+    if b is None:  # one operand a constant (addition commutes: its index does not matter)
+        b = p.params[1] if 1 in p.params else p.params[0]
+    return np.add(a, b)
+
+
+@kernel("DuplicateStreams")
+def k_duplicate(p, x):
+    """y_k = x for each of the node's outputs (a fork)."""
+    return tuple(x for _ in p.outputs)
 
 
 @kernel("Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity")

@@ -9,6 +9,7 @@ step that moves HLS layers onto them.
 from __future__ import annotations
 
 from .base import DOMAIN, GENERIC_DOMAIN, OpenRTLBackend
+from .joins import AddStreams_rtl, DuplicateStreams_rtl
 from .labelselect import LabelSelect_rtl
 from .mvu_binary import MVAU_binary_rtl
 from .pool import Pool_rtl
@@ -18,6 +19,8 @@ OPEN_CORES: dict[str, type[OpenRTLBackend]] = {
     "LabelSelect_hls": LabelSelect_rtl,
     "MVAU_hls": MVAU_binary_rtl,
     "Pool_hls": Pool_rtl,
+    "DuplicateStreams_hls": DuplicateStreams_rtl,
+    "ElementwiseAdd_hls": AddStreams_rtl,
 }
 
 _registered = False
