@@ -371,10 +371,15 @@ def simulate(design: StitchedDesign, inputs: np.ndarray, *, stall: float | tuple
                        f"({imgs}/{n_img} images); the design is stuck or slower than expected: raise max_cycles "
                        "or look at a waveform (trace=True)")
             else:
+                full = [f"{f} (depth {design.fifo_depths[f]})"
+                        for f, c in zip(design.fifos, stats.get("fifo_maxcount", []))
+                        if design.fifo_depths.get(f) and int(c) >= int(design.fifo_depths[f])]
+                why = (f"FIFO(s) that filled up: {', '.join(full)}; a fork stalls when one of its "
+                       "branches' FIFOs is full, deepen the one on the short path" if full else
+                       "a FIFO is too shallow or a layer waits for data it never gets")
                 msg = (f"rtlsim deadlock: nothing moved for {idle_limit} cycles (stuck at cycle {stats['cycles']}) "
                        f"with {stats['in_words']}/{stats['in_words_expected']} input and {got}/{exp} output words "
-                       f"({imgs}/{n_img} images); a FIFO is too shallow or a layer waits for data it never "
-                       "gets: look at a waveform (trace=True)")
+                       f"({imgs}/{n_img} images); {why}: look at a waveform (trace=True)")
             raise RtlsimDeadlock(msg, cycles=int(stats["cycles"]), outputs_received=int(got), outputs_expected=int(exp))
         output_bytes = (run / "out.bin").read_bytes()[:n_out * design.output.word_bytes]
         outputs = unpack_stream(output_bytes, n_out, design.output)

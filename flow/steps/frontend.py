@@ -27,8 +27,10 @@ from ..config import BuildConfig
 from ..errors import FlowError
 from ..transforms import (
     BipolarAsInt2,
+    MoveScalesPastJoins,
     RemoveIdentityThresholds,
     RoundThresholdsHalfEven,
+    dynamic_joins,
     split_float_tail,
     split_layout_head,
 )
@@ -256,6 +258,9 @@ def step_streamline(model: ModelWrapper, cfg: BuildConfig) -> ModelWrapper:
         model = model.transform(absorb.AbsorbTransposeIntoMultiThreshold())
         model = model.transform(MakeMaxPoolNHWC())
         model = model.transform(absorb.AbsorbConsecutiveTransposes())
+    if dynamic_joins(model):  # residual adds: their scales out of the join, then streamline again
+        model = model.transform(MoveScalesPastJoins())
+        model = model.transform(ExactStreamline())
     if cfg.binary_impl == "xnor":  # "dsp": bipolar_as_int2 relabels them after rounding instead
         model = model.transform(ConvertBipolarMatMulToXnorPopcount())
     model = model.transform(ExactStreamline())

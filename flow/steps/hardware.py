@@ -52,6 +52,7 @@ def step_convert_to_hw(model: ModelWrapper, cfg: BuildConfig) -> ModelWrapper:
               InferLabelSelectLayer(), InferThresholdingLayer(), InferFMPadding(), InferPool(),
               InferConvInpGen(), RemoveCNVtoFCFlatten()):
         model = model.transform(t)
+    model = _infer_joins_and_forks(model)
     model = model.transform(GiveUniqueNodeNames())
     model = model.transform(InferDataLayouts())
     model = model.transform(InferDataTypes())
@@ -63,12 +64,37 @@ def step_convert_to_hw(model: ModelWrapper, cfg: BuildConfig) -> ModelWrapper:
     return model
 
 
+def _infer_joins_and_forks(model: ModelWrapper) -> ModelWrapper:
+    """Residual graphs: an Add of two integer streams becomes FINN's ElementwiseAdd (both
+    inputs streamed), and every tensor read by several layers gets a DuplicateStreams.
+    Graphs without either are returned unchanged (chains build as before)."""
+    from finn.transformation.fpgadataflow.convert_to_hw.duplicate_streams import InferDuplicateStreamsLayer
+    from finn.transformation.fpgadataflow.convert_to_hw.elementwise_binary_operation import (
+        InferElementwiseBinaryOperation,
+    )
+
+    def integer_join(m, node) -> bool:
+        return (node.op_type == "Add" and len(node.input) == 2
+                and all(m.get_initializer(t) is None and m.get_tensor_datatype(t).is_integer()
+                        for t in node.input))
+
+    if any(integer_join(model, n) for n in model.graph.node):
+        model = model.transform(InferElementwiseBinaryOperation(integer_join))
+    if any(len(model.find_consumers(t.name) or []) > 1 for t in model.graph.value_info) or \
+            any(len(model.find_consumers(i.name) or []) > 1 for i in model.graph.input):
+        model = model.transform(InferDuplicateStreamsLayer())
+    return model
+
+
 def step_minimize_bit_width(model: ModelWrapper, cfg: BuildConfig) -> ModelWrapper:
     """FINN's weight/accumulator width minimisation and threshold rounding/clipping."""
     from finn.transformation.fpgadataflow.minimize_accumulator_width import MinimizeAccumulatorWidth
     from finn.transformation.fpgadataflow.minimize_weight_bit_width import MinimizeWeightBitWidth
     from finn.transformation.streamline.round_thresholds import RoundAndClipThresholds
 
+    # thresholds below an unsigned input's range (an input quantizer that is signed, fed
+    # pixels >= 0) clipped first: FINN's threshold width minimisation asserts on them
+    model = model.transform(RoundAndClipThresholds())
     model = model.transform(MinimizeWeightBitWidth())
     model = model.transform(MinimizeAccumulatorWidth())
     model = model.transform(InferDataTypes())

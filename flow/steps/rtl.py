@@ -116,6 +116,30 @@ def _internal_fifos(model: ModelWrapper) -> list:
             if n.op_type.startswith("StreamingFIFO") and 0 < i < len(nodes) - 1]
 
 
+def _join_fifos(model: ModelWrapper) -> dict[str, int]:
+    """FIFOs in front of a join (a layer with several streamed inputs, reached through FIFOs
+    and width converters only) -> words per image of their stream.
+
+    A fork stalls while any branch is full. Every layer emits an image's last output after
+    reading at most that image, so a join input holding one image's words lets the fork
+    hand the other branch a whole image: no deadlock at any timing (random stalls
+    included), which measured occupancy alone does not promise."""
+    import numpy as np
+    from hw.stitch import stream_inputs
+
+    readers = {t: n for n in model.graph.node for t in n.input}
+    out = {}
+    for n in model.graph.node:
+        if not n.op_type.startswith("StreamingFIFO"):
+            continue
+        r = readers.get(n.output[0])
+        while r is not None and r.op_type.startswith(("StreamingFIFO", "StreamingDataWidthConverter")):
+            r = readers.get(r.output[0])
+        if r is not None and len(stream_inputs(model, r)) > 1:
+            out[n.name] = int(np.prod(getCustomOp(n).get_folded_output_shape()[:-1]))
+    return out
+
+
 def step_size_fifos(model: ModelWrapper, cfg: BuildConfig) -> ModelWrapper:
     """Size the FIFOs between layers by simulation (Verilator), FINN's way without Vivado.
 
@@ -123,7 +147,8 @@ def step_size_fifos(model: ModelWrapper, cfg: BuildConfig) -> ModelWrapper:
        the pipeline runs SIZING_IMAGES random images, each FIFO's maximum occupancy
        is recorded (the buffering the free-running pipeline actually uses);
     2. each FIFO gets that occupancy as its depth (at least 2: minimal FIFOs stay
-       minimal where nothing more is used) and a second run checks the initiation
+       minimal where nothing more is used; in front of a join at least one image's
+       words, see _join_fifos) and a second run checks the initiation
        interval against FINN's estimate and the large-FIFO run.
     Two simulator builds (~6-10 s each on 2 cores); the second is the one
     `hw.rtlsim` reuses after the build. The I/O FIFOs face the DMA and stay minimal.
@@ -171,6 +196,9 @@ def step_size_fifos(model: ModelWrapper, cfg: BuildConfig) -> ModelWrapper:
     runs = [{"run": "large", "cycles_per_image": r_large.cycles_per_image, "depths": r_large.fifo_depths,
              "max_occupancy": r_large.fifo_max_occupancy}]
     depths = {f.name: max(2, int(r_large.fifo_max_occupancy[f.name])) for f in fifos}
+    for name, words in _join_fifos(model).items():
+        if name in depths:
+            depths[name] = max(depths[name], words + 2)
     model = apply_fifo_depths(model, depths, cfg)
     r = measure(model)
     runs.append({"run": "sized", "cycles_per_image": r.cycles_per_image, "depths": r.fifo_depths})

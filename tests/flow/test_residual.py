@@ -1,0 +1,127 @@
+"""Residual networks through the whole flow: a fork (DuplicateStreams), a join (AddStreams),
+the graph stitcher, join-FIFO sizing, bit-exact in every stage including Verilator.
+
+The MLP: x -> fc0+BN -> q = a; a -> fc1+BN+relu -> fc2+BN -> q = b; relu5(a + b) -> fc3,
+with q one shared 4-bit quantizer (both operands of the add on one scale, as Brevitas's
+residual blocks share theirs), BatchNorm statistics random (seeded) so that no channel
+is constant."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from brevitas import nn as qnn
+
+import flow
+from qonnx.core.modelwrapper import ModelWrapper
+
+from flow.pipeline import final_graph
+
+STAGES = ("brevitas", "qonnx", "streamlined", "hw_python", "intsim", "rtlsim", "rtlsim_stalls")
+
+
+class ResMLP(torch.nn.Module):
+    def __init__(self, n=32, w=4, a=4):
+        super().__init__()
+        self.inp = qnn.QuantIdentity(bit_width=8, return_quant_tensor=True)
+        self.fc0 = qnn.QuantLinear(784, n, bias=False, weight_bit_width=w)
+        self.bn0 = torch.nn.BatchNorm1d(n)
+        self.act = qnn.QuantReLU(bit_width=a, return_quant_tensor=True)
+        self.fc1 = qnn.QuantLinear(n, n, bias=False, weight_bit_width=w)
+        self.bn1 = torch.nn.BatchNorm1d(n)
+        self.relu1 = qnn.QuantReLU(bit_width=a, return_quant_tensor=True)
+        self.fc2 = qnn.QuantLinear(n, n, bias=False, weight_bit_width=w)
+        self.bn2 = torch.nn.BatchNorm1d(n)
+        self.out = qnn.QuantReLU(bit_width=a + 1, return_quant_tensor=True)
+        self.fc3 = qnn.QuantLinear(n, 10, bias=False, weight_bit_width=w)
+
+    def forward(self, x):
+        a = self.act(self.bn0(self.fc0(self.inp(x))))
+        b = self.act(self.bn2(self.fc2(self.relu1(self.bn1(self.fc1(a))))))
+        return self.fc3(self.out(a + b))
+
+
+def res_mlp(seed=0):
+    torch.manual_seed(seed)
+    net = ResMLP()
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, torch.nn.BatchNorm1d):
+                m.running_mean.uniform_(-.2, .2)
+                m.running_var.uniform_(.5, 2)
+                m.weight.uniform_(.5, 1.5)
+                m.bias.uniform_(-.2, .2)
+    return net.eval()
+
+
+@pytest.fixture(scope="module")
+def res_build(tmp_path_factory):
+    import hw.ops
+
+    hw.ops.register()  # the build's graphs hold qnnflow's own RTL layers
+    out = tmp_path_factory.mktemp("res") / "build"
+    report = flow.build(res_mlp(), torch.zeros(1, 784), out, samples=100)
+    return out, report
+
+
+def test_residual_mlp_all_rtl_and_exact_in_every_stage(res_build):
+    out, report = res_build
+    v = report["verify"]
+    assert v["samples"] == 100 and list(v["stages"]) == list(STAGES) and not v["skipped"]
+    assert all(v["mismatches"][s] == 0 for s in STAGES), v["first_mismatch"]
+    assert report["hls_layers"] == []
+    assert sorted(set(report["open_rtl_layers"].values())) == ["AddStreams_rtl", "DuplicateStreams_rtl"]
+    y = np.load(out / "outputs" / "intsim.npy")
+    assert len(np.unique(y)) > 20  # not a dead network
+    np.testing.assert_array_equal(np.load(out / "outputs" / "rtlsim.npy"), y)
+
+
+def test_residual_fifos_sized_for_the_skip_path(res_build):
+    """The FIFO in front of each join input holds at least one image of its stream, and the
+    sized pipeline reaches FINN's estimated interval."""
+    from qonnx.custom_op.registry import getCustomOp
+
+    from flow.steps.rtl import _join_fifos
+
+    out, report = res_build
+    model = ModelWrapper(str(final_graph(out)))
+    joins = _join_fifos(model)
+    assert len(joins) == 2  # one per input of the one AddStreams
+    depths = {n.name: int(getCustomOp(n).get_nodeattr("depth")) for n in model.graph.node if n.name in joins}
+    assert all(depths[f] >= joins[f] + 2 for f in joins), (depths, joins)
+    sizing = json.loads((out / "fifo_sizing.json").read_text())
+    assert sizing["within_tolerance"] is True
+    assert report["rtlsim"]["cycles_per_image"] <= 1.02 * report["estimates"]["max_cycles"]
+    top = (out / "rtl" / "qnnflow_top.v").read_text()
+    assert "(a graph: 1 fork(s), 1 join(s))" in top
+
+
+def test_residual_rtlsim_deadlock_names_the_full_fifo(res_build, tmp_path):
+    """A skip FIFO made too shallow for the long branch deadlocks the fork; the watchdog's
+    error names the FIFO that filled up."""
+    from qonnx.custom_op.registry import getCustomOp
+
+    from flow.steps.rtl import _join_fifos
+    from hw.errors import HwError
+    from hw.layertest import generate_rtl
+    from hw.rtlsim import simulate
+    from hw.stitch import stitch
+
+    out, _ = res_build
+    model = ModelWrapper(str(final_graph(out)))
+    skip = max(_join_fifos(model), key=lambda f: int(getCustomOp(model.get_node_from_name(f)).get_nodeattr("depth")))
+    for n in model.graph.node:
+        inst = getCustomOp(n)
+        inst.set_nodeattr("code_gen_dir_ipgen", "")
+        if n.name == skip:
+            inst.set_nodeattr("depth", 2)
+    from flow.finn_compat import finn_build_dir
+
+    with finn_build_dir(tmp_path / "finn"):  # FINN's FIFOs read FINN's settings
+        generate_rtl(model, tmp_path / "codegen")
+    design = stitch(model, tmp_path / "rtl")
+    x = np.load(out / "outputs" / "inputs.npy")[:4].reshape(4, 784)  # the MLP's HW input is the pixels
+    with pytest.raises(HwError, match=rf"deadlock.*filled up: [^;]*{skip} \(depth 2\)"):
+        simulate(design, x, cache_dir=tmp_path / "cache")
