@@ -16,7 +16,7 @@ from brevitas import nn as qnn
 from .errors import ModelError
 from .quant import Preset
 
-CNN_ARCHS = ("lenet5", "cnv")
+CNN_ARCHS = ("lenet5", "cnv", "resnet")
 
 
 def _conv_block(preset: Preset, cin: int, cout: int, k: int, padding: int = 0,
@@ -99,12 +99,16 @@ class CNV(QuantCNN):
 
 
 def build_cnn(arch: str, preset: Preset, dropout: float = 0.0, per_channel: bool = True) -> QuantCNN:
-    """A freshly initialised conv net: arch in {"lenet5", "cnv"}; per_channel=False: one
+    """A freshly initialised conv net: arch in {"lenet5", "cnv", "resnet"}; per_channel=False: one
     weight scale per layer."""
     if arch == "lenet5":
         return LeNet5(preset, dropout=dropout, per_channel=per_channel)
     if arch == "cnv":
         return CNV(preset, dropout=dropout, per_channel=per_channel)
+    if arch == "resnet":
+        from .resnet import ResNet
+
+        return ResNet(preset, dropout=dropout, per_channel=per_channel)
     raise ModelError(f"unknown conv architecture {arch!r}; valid: {', '.join(CNN_ARCHS)}")
 
 

@@ -9,11 +9,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .cnn import CNN_ARCHS
 from .errors import ModelError
 from .mlp import MLP_WIDTHS, QuantMLP
 from .quant import PRESETS, get_preset, is_preset, layer_presets
 
-CNN_ARCHS = ("lenet5", "cnv")
 ARCHS = tuple(MLP_WIDTHS) + CNN_ARCHS
 CHECKPOINT_FORMAT = 1
 

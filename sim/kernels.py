@@ -162,6 +162,12 @@ def k_elementwise_add(p, a, b=None):
     return np.add(a, b)
 
 
+@kernel("GlobalAccPool")
+def k_global_acc_pool(p, x):
+    """y[n, 0, 0, c] = sum over pixels (h, w) of x[n, h, w, c] (channels last)."""
+    return x.sum(axis=(1, 2), keepdims=True).reshape((x.shape[0],) + p.out_shape)
+
+
 @kernel("DuplicateStreams")
 def k_duplicate(p, x):
     """y_k = x for each of the node's outputs (a fork)."""

@@ -28,6 +28,7 @@ from ..errors import FlowError
 from ..transforms import (
     BipolarAsInt2,
     MoveScalesPastJoins,
+    ReduceMeanToGlobalAveragePool,
     RemoveIdentityThresholds,
     RoundThresholdsHalfEven,
     dynamic_joins,
@@ -183,6 +184,7 @@ def step_qonnx_to_finn(model: ModelWrapper, cfg: BuildConfig) -> ModelWrapper:
     """QONNX cleanup, input datatype annotation, ConvertQONNXtoFINN."""
     from finn.transformation.qonnx.convert_qonnx_to_finn import ConvertQONNXtoFINN
 
+    model = model.transform(InferShapes()).transform(ReduceMeanToGlobalAveragePool())
     check_lowerable(model, f"model {cfg.model or cfg.onnx or 'module'}")
     model = cleanup_model(model)
     model = _remove_identity_reshapes(model.transform(InferShapes()))
@@ -261,6 +263,10 @@ def step_streamline(model: ModelWrapper, cfg: BuildConfig) -> ModelWrapper:
     if dynamic_joins(model):  # residual adds: their scales out of the join, then streamline again
         model = model.transform(MoveScalesPastJoins())
         model = model.transform(ExactStreamline())
+        if model.get_nodes_by_op_type("Transpose"):  # conv nets: the joins in NHWC too
+            model = _joins_channels_last(model)
+    if model.get_nodes_by_op_type("GlobalAveragePool"):
+        model = _global_pool_as_sum(model)
     if cfg.binary_impl == "xnor":  # "dsp": bipolar_as_int2 relabels them after rounding instead
         model = model.transform(ConvertBipolarMatMulToXnorPopcount())
     model = model.transform(ExactStreamline())
@@ -268,6 +274,38 @@ def step_streamline(model: ModelWrapper, cfg: BuildConfig) -> ModelWrapper:
     model = model.transform(InferDataLayouts())
     model = model.transform(RemoveUnusedTensors())
     return model
+
+
+def _joins_channels_last(model: ModelWrapper) -> ModelWrapper:
+    """Add(T(x), T(y)) -> T(Add(x, y)) for equal NHWC -> NCHW Transposes (FINN's
+    MoveTransposePastJoinAdd), then the Transpose into the next thresholds and against the
+    next conv's own: the join adds channels-last streams, as the hardware does."""
+    import finn.transformation.streamline.absorb as absorb
+    from finn.transformation.streamline.reorder import MoveTransposePastFork, MoveTransposePastJoinAdd
+
+    for _ in range(4):  # each pass moves the transposes one join further
+        before = [n.op_type for n in model.graph.node]
+        model = model.transform(MoveTransposePastJoinAdd())
+        model = model.transform(absorb.AbsorbTransposeIntoMultiThreshold())
+        model = model.transform(MoveTransposePastFork())
+        model = model.transform(absorb.AbsorbConsecutiveTransposes())
+        model = model.transform(InferShapes())
+        if [n.op_type for n in model.graph.node] == before:
+            break
+    return model
+
+
+def _global_pool_as_sum(model: ModelWrapper) -> ModelWrapper:
+    """GlobalAveragePool of integers -> FINN's GlobalAccPool (an integer per-channel sum)
+    and a Mul by 1/(H*W) (FINN's InferGlobalAccPoolLayer), streamlined on into the float
+    tail or the next thresholds, so that the dataflow part stays integer."""
+    import finn.transformation.streamline.absorb as absorb
+    from finn.transformation.fpgadataflow.convert_to_hw.global_acc_pool import InferGlobalAccPoolLayer
+
+    model = model.transform(InferDataLayouts()).transform(InferGlobalAccPoolLayer())
+    model = model.transform(InferShapes()).transform(InferDataTypes())
+    model = model.transform(ExactStreamline())
+    return model.transform(absorb.AbsorbConsecutiveTransposes())  # its NHWC view against the layer before
 
 
 def step_round_half_even(model: ModelWrapper, cfg: BuildConfig) -> ModelWrapper:

@@ -35,6 +35,7 @@ def step_convert_to_hw(model: ModelWrapper, cfg: BuildConfig) -> ModelWrapper:
     )
     from finn.transformation.fpgadataflow.convert_to_hw.conv_inp_gen import InferConvInpGen
     from finn.transformation.fpgadataflow.convert_to_hw.fm_padding import InferFMPadding
+    from finn.transformation.fpgadataflow.convert_to_hw.global_acc_pool import InferGlobalAccPoolLayer
     from finn.transformation.fpgadataflow.convert_to_hw.label_select import InferLabelSelectLayer
     from finn.transformation.fpgadataflow.convert_to_hw.pool import InferPool
     from finn.transformation.fpgadataflow.convert_to_hw.quantized_matrix_vector_activation import (
@@ -50,7 +51,7 @@ def step_convert_to_hw(model: ModelWrapper, cfg: BuildConfig) -> ModelWrapper:
     for t in (InferThresholdingLayer(), InferBinaryMatrixVectorActivation(),
               InferQuantizedMatrixVectorActivation(), InferVectorVectorActivation(),
               InferLabelSelectLayer(), InferThresholdingLayer(), InferFMPadding(), InferPool(),
-              InferConvInpGen(), RemoveCNVtoFCFlatten()):
+              InferGlobalAccPoolLayer(), InferConvInpGen(), RemoveCNVtoFCFlatten()):
         model = model.transform(t)
     model = _infer_joins_and_forks(model)
     model = model.transform(GiveUniqueNodeNames())
@@ -209,8 +210,34 @@ def step_set_folding(model: ModelWrapper, cfg: BuildConfig) -> ModelWrapper:
             raise FlowError(f"--fps {cfg.target_fps:g} needs less than one clock cycle per image "
                             f"at {cfg.clock_mhz} MHz; lower it")
         model = _fold_open_cores_as_hls(model, SetFolding(cycles, two_pass_relaxation=True))
+    model = _no_single_fold_mvau(model)
     model = model.transform(GiveUniqueNodeNames())
     extract_model_config_to_json(model, str(cfg.path("folding_config.json")), FOLDING_ATTRS)
+    return model
+
+
+def _no_single_fold_mvau(model: ModelWrapper) -> ModelWrapper:
+    """FINN's RTL matrix unit (mvu_vvu_axi.sv) with SIMD == MW (one fold per output: a
+    result every cycle) overflows its output queue under sustained backpressure (its own
+    assertion fires in Verilator, with FINN's unmodified RTL too, after a few images of a
+    conv layer that a slower layer holds up): outputs would be lost in hardware. Such a
+    layer gets the largest SIMD below MW that divides it and as much more PE (a divisor of
+    MH) as keeps its cycles per image, so the fold count is at least 2."""
+    for node in model.graph.node:
+        if node.op_type != "MVAU_rtl":
+            continue
+        inst = getCustomOp(node)
+        mw, mh = int(inst.get_nodeattr("MW")), int(inst.get_nodeattr("MH"))
+        simd, pe = int(inst.get_nodeattr("SIMD")), int(inst.get_nodeattr("PE"))
+        if simd != mw or mw < 2:
+            continue
+        new_simd = max(d for d in range(1, mw) if mw % d == 0)
+        want = pe * (mw // new_simd)
+        new_pe = min([d for d in range(want, mh + 1) if mh % d == 0] or [mh])
+        inst.set_nodeattr("SIMD", new_simd)
+        inst.set_nodeattr("PE", new_pe)
+        log.info("%s: SIMD %d -> %d, PE %d -> %d (FINN's RTL matrix unit needs two or more folds)",
+                 node.name, simd, new_simd, pe, new_pe)
     return model
 
 

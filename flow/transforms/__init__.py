@@ -5,7 +5,8 @@ from .remove_identity_thresholds import RemoveIdentityThresholds
 from .layout_head import LayoutHead, split_layout_head
 from .bipolar_as_int2 import BipolarAsInt2
 from .joins import MoveScalesPastJoins, dynamic_joins
+from .global_pool import ReduceMeanToGlobalAveragePool
 
 __all__ = ["RemoveIdentityThresholds", "RoundThresholdsHalfEven", "FloatTail", "split_float_tail",
            "LayoutHead", "split_layout_head", "BipolarAsInt2",
-           "MoveScalesPastJoins", "dynamic_joins"]
+           "MoveScalesPastJoins", "dynamic_joins", "ReduceMeanToGlobalAveragePool"]

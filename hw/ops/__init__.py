@@ -12,7 +12,7 @@ from .base import DOMAIN, GENERIC_DOMAIN, OpenRTLBackend
 from .joins import AddStreams_rtl, DuplicateStreams_rtl
 from .labelselect import LabelSelect_rtl
 from .mvu_binary import MVAU_binary_rtl
-from .pool import Pool_rtl
+from .pool import GlobalAccPool_rtl, Pool_rtl
 
 # FINN HLS op type -> our RTL op replacing it
 OPEN_CORES: dict[str, type[OpenRTLBackend]] = {
@@ -21,6 +21,7 @@ OPEN_CORES: dict[str, type[OpenRTLBackend]] = {
     "Pool_hls": Pool_rtl,
     "DuplicateStreams_hls": DuplicateStreams_rtl,
     "ElementwiseAdd_hls": AddStreams_rtl,
+    "GlobalAccPool_hls": GlobalAccPool_rtl,
 }
 
 _registered = False

@@ -1,4 +1,5 @@
-"""Pool_rtl: FINN's Pool (MaxPool, QuantAvgPool, AccPool) on hw/rtl/qnn_pool.sv.
+"""Pool_rtl: FINN's Pool (MaxPool, QuantAvgPool, AccPool) on hw/rtl/qnn_pool.sv;
+GlobalAccPool_rtl: FINN's GlobalAccPool on hw/rtl/qnn_global_acc_pool.sv.
 
 Like Pool_hls it consumes a depthwise ConvolutionInputGenerator's stream (per output
 pixel: CHANNELS/PE channel folds, each KH*KW beats of PE elements) and emits one beat
@@ -8,6 +9,7 @@ per cycle, so FINN's Pool.get_exp_cycles holds as it is (checked in tests/hw/tes
 from __future__ import annotations
 
 import numpy as np
+from finn.custom_op.fpgadataflow.globalaccpool import GlobalAccPool
 from finn.custom_op.fpgadataflow.pool import Pool
 
 from .base import OpenRTLBackend
@@ -57,3 +59,34 @@ class Pool_rtl(Pool, OpenRTLBackend):
             if idt.signed() != odt.signed():
                 return f"{fxn} from {idt.name} to {odt.name} (mixed signedness)"
         return None
+
+
+class GlobalAccPool_rtl(GlobalAccPool, OpenRTLBackend):
+    """FINN's GlobalAccPool (sum over all pixels per channel) on hw/rtl/qnn_global_acc_pool.sv."""
+
+    CORE = "qnn_global_acc_pool"
+    CORE_FILES = ("qnn_global_acc_pool.sv",)
+
+    @classmethod
+    def supports(cls, node, model):
+        from qonnx.core.datatype import DataType
+        from qonnx.custom_op.registry import getCustomOp
+
+        inst = getCustomOp(node)
+        idt = DataType[inst.get_nodeattr("inputDataType")]
+        if not idt.is_integer() or idt.name == "BIPOLAR":
+            return f"input of type {idt.name} (the core sums integers)"
+        if len(inst.get_nodeattr("numInputVectors")) != 3:
+            return "input not an image (numInputVectors [N, H, W])"
+        return None
+
+    def core_params(self):
+        idt, odt = self.get_input_datatype(), self.get_output_datatype()
+        vecs = list(self.get_nodeattr("numInputVectors"))
+        return {"CHANNELS": int(self.get_nodeattr("NumChannels")), "PE": int(self.get_nodeattr("PE")),
+                "PIXELS": int(vecs[-1] * vecs[-2]), "IBITS": int(idt.bitwidth()), "SIGNED": bool(idt.signed()),
+                "OBITS": int(odt.bitwidth())}
+
+    def get_exp_cycles(self):
+        # one input beat per cycle; the sums leave with the last pixel's beats
+        return int(np.prod(self.get_folded_input_shape()[:-1]))

@@ -125,3 +125,48 @@ def test_residual_rtlsim_deadlock_names_the_full_fifo(res_build, tmp_path):
     x = np.load(out / "outputs" / "inputs.npy")[:4].reshape(4, 784)  # the MLP's HW input is the pixels
     with pytest.raises(HwError, match=rf"deadlock.*filled up: [^;]*{skip} \(depth 2\)"):
         simulate(design, x, cache_dir=tmp_path / "cache")
+
+
+@pytest.fixture(scope="module")
+def resnet_build(tmp_path_factory):
+    """models.resnet (stem, pool, identity block, downsampling block with a 1x1-conv
+    shortcut, global average pool), seeded random weights, BatchNorm and activation scales
+    calibrated on MNIST so that activations are not degenerate."""
+    import hw.ops
+    from models import build_model, load_mnist
+    from models.cnn import calibrate
+
+    hw.ops.register()
+    torch.manual_seed(0)
+    module = build_model("resnet-w4a4")
+    calib = load_mnist("train").pixels[:256].astype(np.float32) / 256
+    calibrate(module, torch.from_numpy(calib).reshape(-1, 1, 28, 28))
+    out = tmp_path_factory.mktemp("resnet") / "build"
+    return out, flow.build(module, out, input_shape=(1, 28, 28), samples=50)
+
+
+def test_conv_resnet_all_rtl_and_exact_in_every_stage(resnet_build):
+    out, report = resnet_build
+    v = report["verify"]
+    assert v["samples"] == 50 and list(v["stages"]) == list(STAGES) and not v["skipped"]
+    assert all(v["mismatches"][s] == 0 for s in STAGES), v["first_mismatch"]
+    assert report["hls_layers"] == []
+    ours = report["open_rtl_layers"].values()
+    for op in ("AddStreams_rtl", "DuplicateStreams_rtl", "GlobalAccPool_rtl", "Pool_rtl"):
+        assert op in ours, op
+    assert sum(op == "AddStreams_rtl" for op in ours) == 2  # both blocks' joins
+    y = np.load(out / "outputs" / "intsim.npy")
+    assert len(np.unique(np.argmax(y, axis=1))) > 1  # not a constant classifier
+    top = (out / "rtl" / "qnnflow_top.v").read_text()
+    assert "(a graph: 2 fork(s), 2 join(s))" in top
+
+
+def test_no_finn_mvau_with_a_single_fold(resnet_build):
+    """FINN's RTL matrix unit overflows its output queue at SIMD == MW under backpressure;
+    the folding never leaves one so (the stem conv has MW = 9)."""
+    from qonnx.custom_op.registry import getCustomOp
+
+    out, _ = resnet_build
+    model = ModelWrapper(str(final_graph(out)))
+    mvaus = [getCustomOp(n) for n in model.graph.node if n.op_type == "MVAU_rtl"]
+    assert mvaus and all(int(i.get_nodeattr("SIMD")) < int(i.get_nodeattr("MW")) for i in mvaus)

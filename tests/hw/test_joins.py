@@ -147,3 +147,32 @@ def test_add_core_refuses_broadcast():
         if a.name == "rhs_shape":
             a.ints[:] = [1, 1]
     assert "broadcast" in AddStreams_rtl.supports(n, None)
+
+
+def gap_model(h, w, ch, pe, dt) -> ModelWrapper:
+    node = helper.make_node("GlobalAccPool_hls", ["x"], ["y"], name="GAP", domain=HLS, backend="fpgadataflow",
+                            NumChannels=ch, PE=pe, inputDataType=dt, numInputVectors=[1, h, w])
+    m = ModelWrapper(qonnx_make_model(helper.make_graph(
+        [node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, h, w, ch])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1, 1, ch])])))
+    m.set_tensor_datatype("x", DataType[dt])
+    m.set_tensor_datatype("y", getCustomOp(node).get_output_datatype())
+    m, moved, kept = open_rtl_layers(m)
+    assert moved == {"GAP": "GlobalAccPool_rtl"} and not kept
+    return m
+
+
+@pytest.mark.parametrize("h,w,ch,pe,dt", [(7, 7, 8, 1, "UINT4"), (3, 5, 12, 4, "INT4"), (2, 2, 6, 6, "INT8")])
+def test_global_acc_pool_core_matches_intsim(h, w, ch, pe, dt, tmp_path):
+    m = gap_model(h, w, ch, pe, dt)
+    d = DataType[dt]
+    rng = np.random.default_rng(h * w + ch)
+    x = rng.integers(d.min(), d.max() + 1, size=(30, h * w * ch))
+    x[0], x[1] = d.min(), d.max()  # sums at the output type's extremes
+    ref = sim.run(m, x)
+    np.testing.assert_array_equal(ref, x.reshape(30, h * w, ch).sum(axis=1))
+    r = simulate_layer(m, x, tmp_path / "s0")
+    np.testing.assert_array_equal(r.outputs, ref)
+    assert r.cycles_per_image == h * w * ch // pe  # one beat per cycle, no gap between images
+    r = simulate_layer(m, x, tmp_path / "s4", stall=0.4, seed=3)
+    np.testing.assert_array_equal(r.outputs, ref)
