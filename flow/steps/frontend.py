@@ -29,6 +29,7 @@ from ..transforms import (
     BipolarAsInt2,
     MoveScalesPastJoins,
     ReduceMeanToGlobalAveragePool,
+    TransposeBeforeInputThresholds,
     RemoveIdentityThresholds,
     RoundThresholdsHalfEven,
     dynamic_joins,
@@ -260,6 +261,7 @@ def step_streamline(model: ModelWrapper, cfg: BuildConfig) -> ModelWrapper:
         model = model.transform(absorb.AbsorbTransposeIntoMultiThreshold())
         model = model.transform(MakeMaxPoolNHWC())
         model = model.transform(absorb.AbsorbConsecutiveTransposes())
+        model = model.transform(TransposeBeforeInputThresholds())
     if dynamic_joins(model):  # residual adds: their scales out of the join, then streamline again
         model = model.transform(MoveScalesPastJoins())
         model = model.transform(ExactStreamline())
@@ -305,7 +307,9 @@ def _global_pool_as_sum(model: ModelWrapper) -> ModelWrapper:
     model = model.transform(InferDataLayouts()).transform(InferGlobalAccPoolLayer())
     model = model.transform(InferShapes()).transform(InferDataTypes())
     model = model.transform(ExactStreamline())
-    return model.transform(absorb.AbsorbConsecutiveTransposes())  # its NHWC view against the layer before
+    model = model.transform(absorb.AbsorbConsecutiveTransposes())  # its NHWC view against the layer before
+    # its (N, 1, 1, C) sums back to NCHW before a Flatten: the same order in memory
+    return model.transform(InferDataLayouts()).transform(absorb.AbsorbTransposeIntoFlatten())
 
 
 def step_round_half_even(model: ModelWrapper, cfg: BuildConfig) -> ModelWrapper:

@@ -170,3 +170,41 @@ def test_no_finn_mvau_with_a_single_fold(resnet_build):
     model = ModelWrapper(str(final_graph(out)))
     mvaus = [getCustomOp(n) for n in model.graph.node if n.op_type == "MVAU_rtl"]
     assert mvaus and all(int(i.get_nodeattr("SIMD")) < int(i.get_nodeattr("MW")) for i in mvaus)
+
+
+def test_brevitas_quant_basic_blocks_all_rtl_and_exact(tmp_path):
+    """Brevitas's own residual block (brevitas_examples.bnn_pynq.models.resnet.QuantBasicBlock:
+    identity and downsampling shortcuts, its adds of QuantTensors) behind Brevitas's default
+    signed 8-bit input quantizer, with a global average pool: exact in all 7 stages."""
+    from brevitas_examples.bnn_pynq.models.resnet import QuantBasicBlock
+
+    import hw.ops
+    from models import load_mnist
+    from models.cnn import calibrate
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inp = qnn.QuantIdentity(bit_width=8, return_quant_tensor=True)
+            self.conv = qnn.QuantConv2d(1, 8, 3, padding=1, bias=False, weight_bit_width=4)
+            self.bn = torch.nn.BatchNorm2d(8)
+            self.act = qnn.QuantReLU(bit_width=4, return_quant_tensor=True)
+            self.b1 = QuantBasicBlock(8, 8, 1, shared_quant_act=self.act, act_bit_width=4, weight_bit_width=4)
+            self.b2 = QuantBasicBlock(8, 16, 2, act_bit_width=4, weight_bit_width=4)
+            self.pool = torch.nn.AdaptiveAvgPool2d(1)
+            self.fc = qnn.QuantLinear(16, 10, bias=False, weight_bit_width=4)
+
+        def forward(self, x):
+            x = self.b2(self.b1(self.act(self.bn(self.conv(self.inp(x))))))
+            return self.fc(torch.flatten(self.pool(x), 1))
+
+    hw.ops.register()
+    torch.manual_seed(0)
+    net = Net()
+    calib = load_mnist("train").pixels[:256].astype(np.float32) / 256
+    calibrate(net, torch.from_numpy(calib).reshape(-1, 1, 28, 28))
+    report = flow.build(net, tmp_path / "b", input_shape=(1, 28, 28), samples=20)
+    v = report["verify"]
+    assert list(v["stages"]) == list(STAGES) and not v["skipped"]
+    assert all(v["mismatches"][s] == 0 for s in STAGES), v["first_mismatch"]
+    assert report["hls_layers"] == []
