@@ -232,7 +232,7 @@ def _vvau_after_swg(m: ModelWrapper) -> ModelWrapper:
     in python) it assumes a PE-interleaved order and computes something else (seen: every
     sample wrong on a depthwise conv). Feed such a VVAU from its window generator directly."""
     for node in list(m.graph.node):
-        if node.op_type != "VVAU":
+        if node.op_type not in ("VVAU", "VVAU_int"):
             continue
         chain, prod = [], m.find_producer(node.input[0])
         while prod is not None and prod.op_type in PASS_THROUGH_OPS \

@@ -30,7 +30,7 @@ VALUE_PRESERVING = ("StreamingFIFO", "StreamingDataWidthConverter", "Reshape", "
 
 
 # qnnflow's own RTL ops (hw/ops) that implement a FINN op under another name
-OP_ALIASES = {"MVAU_binary": "MVAU", "AddStreams": "ElementwiseAdd"}
+OP_ALIASES = {"MVAU_binary": "MVAU", "VVAU_int": "VVAU", "AddStreams": "ElementwiseAdd"}
 
 
 def generic_op(op_type: str) -> str:

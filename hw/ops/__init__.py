@@ -13,6 +13,7 @@ from .joins import AddStreams_rtl, DuplicateStreams_rtl
 from .labelselect import LabelSelect_rtl
 from .mvu_binary import MVAU_binary_rtl
 from .pool import GlobalAccPool_rtl, Pool_rtl
+from .vvu import VVAU_int_rtl
 
 # FINN HLS op type -> our RTL op replacing it
 OPEN_CORES: dict[str, type[OpenRTLBackend]] = {
@@ -22,6 +23,7 @@ OPEN_CORES: dict[str, type[OpenRTLBackend]] = {
     "DuplicateStreams_hls": DuplicateStreams_rtl,
     "ElementwiseAdd_hls": AddStreams_rtl,
     "GlobalAccPool_hls": GlobalAccPool_rtl,
+    "VVAU_hls": VVAU_int_rtl,
 }
 
 _registered = False

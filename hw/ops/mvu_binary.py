@@ -25,19 +25,7 @@ from finn.custom_op.fpgadataflow.matrixvectoractivation import MVAU
 from qonnx.core.datatype import DataType
 
 from .base import OpenRTLBackend, Raw
-
-
-def _signed_bits(lo: int, hi: int) -> int:
-    """Bits of the narrowest two's complement type holding [lo, hi]."""
-    b = 1
-    while lo < -(1 << (b - 1)) or hi > (1 << (b - 1)) - 1:
-        b += 1
-    return b
-
-
-def _hex_words(words: list[int], bits: int) -> str:
-    digits = max(1, math.ceil(bits / 4))
-    return "".join(f"{w:0{digits}x}\n" for w in words)
+from .memfiles import hex_words, signed_bits, threshold_words, thresholds_unsupported
 
 
 def binary_mode(inst, model) -> tuple[str | None, str | None]:
@@ -94,18 +82,7 @@ class MVAU_binary_rtl(MVAU, OpenRTLBackend):
             if not odt.is_integer() or odt.name == "BIPOLAR":
                 return f"accumulator output of type {odt.name}"
             return None
-        if len(node.input) < 3 or model.get_initializer(node.input[2]) is None:
-            return "embedded thresholds that are not a constant of the graph"
-        t = model.get_initializer(node.input[2])
-        if t.ndim != 2 or t.shape[0] not in (1, g("MH")) or not np.array_equal(t, np.rint(t)):
-            return f"thresholds of shape {t.shape} or with non-integer values"
-        n = int(t.shape[1])
-        if odt.name == "BIPOLAR":
-            return None if n == 1 else f"BIPOLAR output from {n} thresholds"
-        lo, hi = int(g("ActVal")), int(g("ActVal")) + n
-        if not odt.is_integer() or lo < odt.min() or hi > odt.max():
-            return f"{n} thresholds + ActVal {lo} do not fit the output type {odt.name}"
-        return None
+        return thresholds_unsupported(inst, node, model, int(g("MH")))
 
     def _mode(self, model=None) -> str:
         mode, why = binary_mode(self, model if model is not None else self._model)
@@ -168,7 +145,7 @@ class MVAU_binary_rtl(MVAU, OpenRTLBackend):
             "XNOR": mode == "xnor",
             "IBITS": 1 if mode == "xnor" else int(idt.bitwidth()),
             "ISIGNED": mode == "sum" and bool(idt.signed()),
-            "ACC_BITS": _signed_bits(lo, hi + 1),  # + 1: thresholds are clipped to hi + 1
+            "ACC_BITS": signed_bits(lo, hi + 1),  # + 1: thresholds are clipped to hi + 1
             "N_THR": n_thr,
             # a BIPOLAR output is the 0/1 count, FINN's packing of -1/+1
             "ACT_VAL": 0 if odt.name == "BIPOLAR" else int(self.get_nodeattr("ActVal")),
@@ -189,25 +166,12 @@ class MVAU_binary_rtl(MVAU, OpenRTLBackend):
         bits = (np.asarray(model.get_initializer(self.onnx_node.input[1])) > 0).T.astype(np.int64)
         bits = bits.reshape(nf, pe, sf, simd).transpose(0, 2, 1, 3).reshape(nf * sf, pe * simd)
         weights = [int("".join(map(str, row[::-1])), 2) for row in bits]
-        (code_gen_dir / f"{top}_weights.dat").write_text(_hex_words(weights, pe * simd))
+        (code_gen_dir / f"{top}_weights.dat").write_text(hex_words(weights, pe * simd))
         if self.get_nodeattr("noActivation"):
             return
-        t = np.asarray(model.get_initializer(self.onnx_node.input[2])).astype(np.int64)
-        t = np.broadcast_to(t, (mh, t.shape[1]))
         lo, hi = self._acc_range(mode)
-        # outside [lo, hi + 1] a threshold compares like its bound: #(acc >= T) is unchanged
-        t = np.clip(t, lo, hi + 1)
-        acc_bits = _signed_bits(lo, hi + 1)
-        n = t.shape[1]
-        mask = (1 << acc_bits) - 1
-        words = []
-        for f in range(nf):
-            w = 0
-            for p in range(pe):
-                for j in range(n):
-                    w |= (int(t[f * pe + p, j]) & mask) << ((p * n + j) * acc_bits)
-            words.append(w)
-        (code_gen_dir / f"{top}_thresholds.dat").write_text(_hex_words(words, pe * n * acc_bits))
+        text, _ = threshold_words(model.get_initializer(self.onnx_node.input[2]), mh, pe, lo, hi)
+        (code_gen_dir / f"{top}_thresholds.dat").write_text(text)
 
     # -- estimates ------------------------------------------------------------------
     def lut_estimation(self, fpgapart):
