@@ -11,6 +11,9 @@ Contracts:
   the complete old or the complete new build at every instant. Deleting the old
   build afterwards may fail (an undeletable file); the new build stays in place and
   the leftover is named in a warning.
+- A failed build leaves nothing, unless QNNFLOW_KEEP_FAILED=1 is set: then its temporary
+  folder (the step graphs so far) is kept as `<out>.failed` beside `--out`, replacing an
+  older one, for debugging; `--out` itself is untouched either way.
 - Temporary folders of killed builds (`.<name>.tmp-<pid>` whose process is gone) are
   removed when the next build claims the same target.
 """
@@ -104,6 +107,14 @@ def claim(out: Path, force: bool):
                             "choose an --out in a writable folder") from None
         try:
             yield work
+        except BaseException:
+            if os.environ.get("QNNFLOW_KEEP_FAILED") == "1" and work.is_dir():
+                failed = out.parent / f"{out.name}.failed"
+                shutil.rmtree(failed, ignore_errors=True)
+                with contextlib.suppress(OSError):
+                    work.rename(failed)
+                    log.warning("the failed build's folder is kept as %s", failed)
+            raise
         finally:  # after replace() only what remained of an old build can be here
             shutil.rmtree(work, ignore_errors=True)
     finally:

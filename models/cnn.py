@@ -16,7 +16,7 @@ from brevitas import nn as qnn
 from .errors import ModelError
 from .quant import Preset
 
-CNN_ARCHS = ("lenet5", "cnv", "resnet")
+CNN_ARCHS = ("lenet5", "cnv", "resnet", "mobilenet")
 
 
 def _conv_block(preset: Preset, cin: int, cout: int, k: int, padding: int = 0,
@@ -99,7 +99,7 @@ class CNV(QuantCNN):
 
 
 def build_cnn(arch: str, preset: Preset, dropout: float = 0.0, per_channel: bool = True) -> QuantCNN:
-    """A freshly initialised conv net: arch in {"lenet5", "cnv", "resnet"}; per_channel=False: one
+    """A freshly initialised conv net: arch in CNN_ARCHS; per_channel=False: one
     weight scale per layer."""
     if arch == "lenet5":
         return LeNet5(preset, dropout=dropout, per_channel=per_channel)
@@ -109,6 +109,10 @@ def build_cnn(arch: str, preset: Preset, dropout: float = 0.0, per_channel: bool
         from .resnet import ResNet
 
         return ResNet(preset, dropout=dropout, per_channel=per_channel)
+    if arch == "mobilenet":
+        from .mobilenet import MobileNet
+
+        return MobileNet(preset, dropout=dropout, per_channel=per_channel)
     raise ModelError(f"unknown conv architecture {arch!r}; valid: {', '.join(CNN_ARCHS)}")
 
 

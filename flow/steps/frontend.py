@@ -256,6 +256,7 @@ def step_streamline(model: ModelWrapper, cfg: BuildConfig) -> ModelWrapper:
     model = model.transform(absorb.AbsorbScalarBiasIntoMultiThreshold())
     model = model.transform(ExactStreamline())
     if model.get_nodes_by_op_type("Conv"):
+        model = _depthwise_scales_moved(model)
         model = model.transform(LowerConvsToMatMul())
         model = model.transform(MakeMaxPoolNHWC())
         model = model.transform(absorb.AbsorbTransposeIntoMultiThreshold())
@@ -276,6 +277,29 @@ def step_streamline(model: ModelWrapper, cfg: BuildConfig) -> ModelWrapper:
     model = model.transform(InferDataLayouts())
     model = model.transform(RemoveUnusedTensors())
     return model
+
+
+def _depthwise_scales_moved(model: ModelWrapper) -> ModelWrapper:
+    """Per-channel activation scales in front of a depthwise conv (MobileNet's per-channel
+    ReLU quantizers) move past it, as each output channel reads only its own input channel
+    (FINN's MoveMulPastDWConv), and on into the next thresholds; a per-channel average
+    pool's NCHW form becomes NHWC (FINN's ChangeDataLayoutQuantAvgPool2d). Graphs without
+    either are returned unchanged."""
+    from finn.transformation.streamline.reorder import MoveMulPastDWConv
+    from qonnx.transformation.change_datalayout import ChangeDataLayoutQuantAvgPool2d
+
+    def depthwise(n) -> bool:
+        g = next((a.i for a in n.attribute if a.name == "group"), 1)
+        return n.op_type == "Conv" and g > 1 and g == model.get_tensor_shape(n.input[0])[1]
+
+    changed = False
+    if any(depthwise(n) for n in model.graph.node):
+        model = model.transform(MoveMulPastDWConv()).transform(ExactStreamline())
+        changed = True
+    if model.get_nodes_by_op_type("QuantAvgPool2d"):
+        model = model.transform(ChangeDataLayoutQuantAvgPool2d()).transform(InferShapes())
+        changed = True
+    return model.transform(InferDataLayouts()) if changed else model
 
 
 def _joins_channels_last(model: ModelWrapper) -> ModelWrapper:

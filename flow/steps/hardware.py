@@ -61,7 +61,8 @@ def step_convert_to_hw(model: ModelWrapper, cfg: BuildConfig) -> ModelWrapper:
     left = [f"{n.name} ({n.op_type})" for n in model.graph.node if not _is_hw(n)]
     if left:
         raise FlowError(f"{len(left)} node(s) could not be converted to FINN hardware layers: "
-                        f"{', '.join(left)}; see the streamlined graph in steps/ for their inputs")
+                        f"{', '.join(left)}; rerun with QNNFLOW_KEEP_FAILED=1 to keep the step graphs "
+                        "(<out>.failed/steps/) and see these nodes' inputs in the streamlined one")
     return model
 
 

@@ -34,7 +34,8 @@ def test_names():
 
 
 @pytest.mark.parametrize("name", ["tfc-w1a1", "tfc-po2", "tfc-fp32", "tfc-mix:w8a8,w2a2,w2a2,w4a4",
-                                  "lenet5-w2a2", "cnv-w4a4", "resnet-w4a4", "resnet-w1a1"])
+                                  "lenet5-w2a2", "cnv-w4a4", "resnet-w4a4", "resnet-w1a1",
+                                  "mobilenet-w4a4", "mobilenet-w2a2"])
 def test_every_preset_and_arch_runs(name):
     out = build_model(name).eval()(torch.rand(3, 784))
     assert out.shape == (3, 10)
