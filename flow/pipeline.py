@@ -122,7 +122,7 @@ def _run_steps(cfg: BuildConfig, work: Path, out: Path, console) -> dict:
                 continue
             progress.update(task, description=f"step {name}")
             t0 = time.perf_counter()
-            model = fn(model, cfg)
+            model = _run_step(name, fn, model, cfg)
             model.save(str(work / "steps" / step_file(i, name)))
             timings[name] = round(time.perf_counter() - t0, 3)
             progress.advance(task)
@@ -141,6 +141,26 @@ def _run_steps(cfg: BuildConfig, work: Path, out: Path, console) -> dict:
     build_folder.write_manifest(work)
     build_folder.replace(work, out)
     return report
+
+
+def _run_step(name: str, fn, model, cfg: BuildConfig):
+    """One step; an exception that is not one of ours (FINN or qonnx asserting on a graph
+    they do not support) becomes a one-line FlowError naming the step, chained to the
+    original for API users and `-v`."""
+    from hw.errors import HwError
+    from models.errors import ModelError
+    from sim.errors import SimError
+
+    try:
+        return fn(model, cfg)
+    except (FlowError, HwError, ModelError, SimError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - re-raised with the step's name
+        log.info("step %s failed", name, exc_info=True)
+        msg = (str(exc).strip().splitlines() or [""])[0][:300]
+        raise FlowError(f"step {name} failed inside FINN/qonnx ({type(exc).__name__}: {msg}); the graph "
+                        "holds something the flow does not support; rerun with -v for the traceback and "
+                        "QNNFLOW_KEEP_FAILED=1 to keep the step graphs") from exc
 
 
 def build_info(cfg: BuildConfig, model: ModelWrapper) -> dict:

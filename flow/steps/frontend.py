@@ -79,14 +79,39 @@ def _brevitas_module(cfg: BuildConfig) -> torch.nn.Module:
     return module
 
 
+def _why_not_lowerable(model: ModelWrapper, n) -> str | None:
+    """Why the flow cannot take this node (None: it can, as far as can be seen before lowering)."""
+    if n.domain.startswith("finn.custom_op.fpgadataflow"):
+        return None
+    if n.op_type not in LOWERABLE_OPS:
+        return "no quantized lowering for this op"
+    attrs = {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}
+    if n.op_type == "Trunc":
+        mode = attrs.get("rounding_mode", b"FLOOR")
+        mode = mode.decode() if isinstance(mode, bytes) else str(mode)
+        if mode.upper() != "FLOOR":
+            return (f"rounding_mode {mode} (FINN lowers a flooring average pool only: "
+                    "TruncAvgPool2d(float_to_int_impl_type='FLOOR'))")
+    if n.op_type == "Conv":
+        group = int(attrs.get("group", 1))
+        cin = (model.get_tensor_shape(n.input[0]) or [0, 0])[1]
+        cout = (model.get_tensor_shape(n.output[0]) or [0, 0])[1]
+        if group != 1 and group != cin:
+            return f"grouped conv ({group} groups of {cin} channels; dense and depthwise convs only)"
+        if group > 1 and cout != cin:
+            return f"depthwise conv with a channel multiplier ({cin} -> {cout} channels; FINN's VVAU keeps them)"
+    return None
+
+
 def check_lowerable(model: ModelWrapper, where: str) -> None:
-    """Refuse, before any long step, a graph holding ops the flow cannot lower; list them all."""
-    bad = [f"{n.name or '?'} ({n.op_type})" for n in model.graph.node
-           if n.op_type not in LOWERABLE_OPS and not n.domain.startswith("finn.custom_op.fpgadataflow")]
+    """Refuse, before any long step, a graph holding layers the flow cannot lower; list them
+    all, each with its reason."""
+    bad = [(n, _why_not_lowerable(model, n)) for n in model.graph.node]
+    bad = [f"{n.name or '?'} ({n.op_type}: {why})" for n, why in bad if why]
     if bad:
         raise FlowError(f"{where}: {len(bad)} node(s) the flow cannot lower: {', '.join(bad)}; "
-                        "replace these layers with quantized equivalents (Brevitas QuantLinear/QuantConv2d/"
-                        "QuantReLU/MaxPool) or keep them outside the exported network")
+                        "replace these layers with supported equivalents (README: supported ops) "
+                        "or keep them outside the exported network")
 
 
 def step_export(model, cfg: BuildConfig) -> ModelWrapper:

@@ -77,3 +77,32 @@ def test_brevitas_mobilenet_v1_all_rtl_and_exact(tmp_path):
     report = flow.build(net, tmp_path / "b", input_shape=(1, 28, 28), samples=20)
     _exact_all_rtl(report, 20)
     assert list(report["open_rtl_layers"].values()).count("VVAU_int_rtl") == 2
+
+
+def test_unlowerable_layers_refused_before_any_long_step_with_reasons(tmp_path):
+    """A rounding average pool and a grouped conv are both named, each with its reason, in
+    one error at the first step; no build folder is left."""
+    from brevitas import nn as qnn
+
+    from flow.errors import FlowError
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inp = qnn.QuantIdentity(bit_width=8, return_quant_tensor=True)
+            self.conv = qnn.QuantConv2d(1, 8, 3, bias=False, weight_bit_width=4)
+            self.act = qnn.QuantReLU(bit_width=4, return_quant_tensor=True)
+            self.grouped = qnn.QuantConv2d(8, 8, 3, groups=2, bias=False, weight_bit_width=4)
+            self.act2 = qnn.QuantReLU(bit_width=4, return_quant_tensor=True)
+            self.pool = qnn.TruncAvgPool2d(kernel_size=22, bit_width=8, float_to_int_impl_type="ROUND")
+            self.fc = qnn.QuantLinear(8, 10, bias=False, weight_bit_width=4)
+
+        def forward(self, x):
+            x = self.pool(self.act2(self.grouped(self.act(self.conv(self.inp(x))))))
+            return self.fc(x.flatten(1))
+
+    out = tmp_path / "b"
+    with pytest.raises(FlowError, match=r"2 node\(s\) the flow cannot lower: .*\(Conv: grouped conv \(2 groups "
+                                        r"of 8 channels.*\(Trunc: rounding_mode ROUND"):
+        flow.build(Net().eval(), out, input_shape=(1, 28, 28), samples=5)
+    assert not out.exists()
