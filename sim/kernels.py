@@ -174,6 +174,12 @@ def k_duplicate(p, x):
     return tuple(x for _ in p.outputs)
 
 
+@kernel("StreamingConcat")
+def k_streaming_concat(p, *xs):
+    """y = the inputs concatenated along the last (channel) axis, in input order."""
+    return np.concatenate(xs, axis=-1)
+
+
 @kernel("Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity")
 def k_reshape(p, x, *_):
     """y = x with the per-sample output shape (values and order unchanged)."""

@@ -9,7 +9,7 @@ step that moves HLS layers onto them.
 from __future__ import annotations
 
 from .base import DOMAIN, GENERIC_DOMAIN, OpenRTLBackend
-from .joins import AddStreams_rtl, DuplicateStreams_rtl
+from .joins import AddStreams_rtl, DuplicateStreams_rtl, StreamingConcat_rtl
 from .labelselect import LabelSelect_rtl
 from .mvu_binary import MVAU_binary_rtl
 from .pool import GlobalAccPool_rtl, Pool_rtl
@@ -24,6 +24,7 @@ OPEN_CORES: dict[str, type[OpenRTLBackend]] = {
     "ElementwiseAdd_hls": AddStreams_rtl,
     "GlobalAccPool_hls": GlobalAccPool_rtl,
     "VVAU_hls": VVAU_int_rtl,
+    "StreamingConcat_hls": StreamingConcat_rtl,
 }
 
 _registered = False
