@@ -179,7 +179,10 @@ def build_info(cfg: BuildConfig, model: ModelWrapper) -> dict:
         "input_source": "mnist", "rtlsim": cfg.rtlsim, "topk": cfg.topk,
         "binary_impl": cfg.binary_impl,
     }
-    if cfg.onnx is not None or cfg.module is not None and cfg.input_npy is not None:
+    # MNIST's test images where the network takes 784 values; otherwise --input or random
+    # integers of the input type (a Python module for another shape, e.g. CIFAR's 3x32x32)
+    not_mnist = int(np.prod(ishape[1:])) != 28 * 28
+    if cfg.onnx is not None or cfg.module is not None and (cfg.input_npy is not None or not_mnist):
         from qonnx.core.datatype import DataType
 
         from .steps.frontend import integer_input_check

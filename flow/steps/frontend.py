@@ -48,7 +48,7 @@ LOWERABLE_OPS = QONNX_OPS | {
     "MatMul", "Gemm", "Conv", "Relu", "BatchNormalization", "Mul", "Add", "Sub", "Div",
     "Reshape", "Flatten", "Transpose", "MaxPool", "AveragePool", "GlobalAveragePool", "Pad",
     "Identity", "Squeeze", "Unsqueeze", "MultiThreshold", "TopK", "Im2Col", "MaxPoolNHWC",
-    "XnorPopcountMatMul", "Constant", "Sign",
+    "XnorPopcountMatMul", "Constant", "Sign", "Concat",
 }
 
 
@@ -332,11 +332,16 @@ def _joins_channels_last(model: ModelWrapper) -> ModelWrapper:
     MoveTransposePastJoinAdd), then the Transpose into the next thresholds and against the
     next conv's own: the join adds channels-last streams, as the hardware does."""
     import finn.transformation.streamline.absorb as absorb
-    from finn.transformation.streamline.reorder import MoveTransposePastFork, MoveTransposePastJoinAdd
+    from finn.transformation.streamline.reorder import (
+        MoveTransposePastFork,
+        MoveTransposePastJoinAdd,
+        MoveTransposePastJoinConcat,
+    )
 
     for _ in range(4):  # each pass moves the transposes one join further
         before = [n.op_type for n in model.graph.node]
         model = model.transform(MoveTransposePastJoinAdd())
+        model = model.transform(MoveTransposePastJoinConcat())
         model = model.transform(absorb.AbsorbTransposeIntoMultiThreshold())
         model = model.transform(MoveTransposePastFork())
         model = model.transform(absorb.AbsorbConsecutiveTransposes())

@@ -68,8 +68,10 @@ def step_convert_to_hw(model: ModelWrapper, cfg: BuildConfig) -> ModelWrapper:
 
 def _infer_joins_and_forks(model: ModelWrapper) -> ModelWrapper:
     """Residual graphs: an Add of two integer streams becomes FINN's ElementwiseAdd (both
-    inputs streamed), and every tensor read by several layers gets a DuplicateStreams.
+    inputs streamed), a Concat on the channel axis FINN's StreamingConcat, and every tensor
+    read by several layers gets a DuplicateStreams.
     Graphs without either are returned unchanged (chains build as before)."""
+    from finn.transformation.fpgadataflow.convert_to_hw.concat import InferConcatLayer
     from finn.transformation.fpgadataflow.convert_to_hw.duplicate_streams import InferDuplicateStreamsLayer
     from finn.transformation.fpgadataflow.convert_to_hw.elementwise_binary_operation import (
         InferElementwiseBinaryOperation,
@@ -82,6 +84,8 @@ def _infer_joins_and_forks(model: ModelWrapper) -> ModelWrapper:
 
     if any(integer_join(model, n) for n in model.graph.node):
         model = model.transform(InferElementwiseBinaryOperation(integer_join))
+    if model.get_nodes_by_op_type("Concat"):  # channel concatenation of integer streams (NHWC)
+        model = model.transform(InferConcatLayer())
     if any(len(model.find_consumers(t.name) or []) > 1 for t in model.graph.value_info) or \
             any(len(model.find_consumers(i.name) or []) > 1 for i in model.graph.input):
         model = model.transform(InferDuplicateStreamsLayer())
