@@ -215,9 +215,53 @@ def step_set_folding(model: ModelWrapper, cfg: BuildConfig) -> ModelWrapper:
             raise FlowError(f"--fps {cfg.target_fps:g} needs less than one clock cycle per image "
                             f"at {cfg.clock_mhz} MHz; lower it")
         model = _fold_open_cores_as_hls(model, SetFolding(cycles, two_pass_relaxation=True))
+    model = _window_aligned_simd(model)
     model = _no_single_fold_mvau(model)
     model = model.transform(GiveUniqueNodeNames())
     extract_model_config_to_json(model, str(cfg.path("folding_config.json")), FOLDING_ATTRS)
+    return model
+
+
+def _aligned(a: int, b: int) -> bool:
+    return a % b == 0 or b % a == 0
+
+
+def _window_simd(model: ModelWrapper, node) -> int | None:
+    """SIMD of the (non-depthwise) sliding-window generator feeding a matrix unit, if any."""
+    prod = model.find_producer(node.input[0])
+    if prod is None or not prod.op_type.startswith("ConvolutionInputGenerator"):
+        return None
+    inst = getCustomOp(prod)
+    if inst.get_nodeattr("depthwise") or inst.get_nodeattr("parallel_window"):
+        return None
+    return int(inst.get_nodeattr("SIMD"))
+
+
+def _window_aligned_simd(model: ModelWrapper) -> ModelWrapper:
+    """A matrix unit whose SIMD and its window generator's SIMD do not divide one another
+    (e.g. 9 and 16, from FINN's weight-stream width limit) gets a width converter of
+    non-integer ratio, and FINN's converter does not pass a word per cycle at such ratios:
+    the layer misses its estimate. Move the unit's SIMD to the nearest divisor of MW aligned
+    with the generator's (the smaller one on a tie: fewer multipliers); where that is
+    smaller, PE grows to the next divisor of MH that keeps the cycles, as far as MH allows."""
+    for node in model.graph.node:
+        if node.op_type not in ("MVAU_rtl", "MVAU_binary_rtl"):
+            continue
+        s = _window_simd(model, node)
+        inst = getCustomOp(node)
+        simd, mw = int(inst.get_nodeattr("SIMD")), int(inst.get_nodeattr("MW"))
+        pe, mh = int(inst.get_nodeattr("PE")), int(inst.get_nodeattr("MH"))
+        if s is None or _aligned(simd, s):
+            continue
+        new = min((d for d in range(1, mw + 1) if mw % d == 0 and _aligned(d, s)), key=lambda d: (abs(d - simd), d))
+        inst.set_nodeattr("SIMD", new)
+        new_pe = pe
+        if new < simd:
+            want = -(-pe * simd // new)
+            new_pe = min([d for d in range(want, mh + 1) if mh % d == 0] or [mh])
+            inst.set_nodeattr("PE", new_pe)
+        log.info("%s: SIMD %d -> %d, PE %d -> %d (aligned with its window generator's SIMD %d)",
+                 node.name, simd, new, pe, new_pe, s)
     return model
 
 
@@ -236,7 +280,9 @@ def _no_single_fold_mvau(model: ModelWrapper) -> ModelWrapper:
         simd, pe = int(inst.get_nodeattr("SIMD")), int(inst.get_nodeattr("PE"))
         if simd != mw or mw < 2:
             continue
-        new_simd = max(d for d in range(1, mw) if mw % d == 0)
+        s = _window_simd(model, node)
+        divs = [d for d in range(1, mw) if mw % d == 0]
+        new_simd = max([d for d in divs if s is None or _aligned(d, s)] or divs)
         want = pe * (mw // new_simd)
         new_pe = min([d for d in range(want, mh + 1) if mh % d == 0] or [mh])
         inst.set_nodeattr("SIMD", new_simd)

@@ -172,6 +172,31 @@ def test_no_finn_mvau_with_a_single_fold(resnet_build):
     assert mvaus and all(int(i.get_nodeattr("SIMD")) < int(i.get_nodeattr("MW")) for i in mvaus)
 
 
+def test_matrix_units_aligned_with_their_window_generators(resnet_build):
+    """A matrix unit's SIMD and its window generator's divide one another (else FINN's width
+    converter between them, at a non-integer ratio, holds the layer below its estimate), and
+    the sized pipeline reaches FINN's estimated interval."""
+    from qonnx.custom_op.registry import getCustomOp
+
+    from flow.steps.hardware import _aligned
+
+    out, report = resnet_build
+    model = ModelWrapper(str(final_graph(out)))
+    pairs = 0
+    for n in model.graph.node:
+        if n.op_type != "MVAU_rtl":
+            continue
+        prod = model.find_producer(n.input[0])
+        while prod is not None and prod.op_type.startswith(("StreamingFIFO", "StreamingDataWidthConverter")):
+            prod = model.find_producer(prod.input[0])
+        if prod is not None and prod.op_type.startswith("ConvolutionInputGenerator") \
+                and not getCustomOp(prod).get_nodeattr("parallel_window"):
+            pairs += 1
+            assert _aligned(int(getCustomOp(n).get_nodeattr("SIMD")), int(getCustomOp(prod).get_nodeattr("SIMD")))
+    assert pairs >= 3
+    assert report["rtlsim"]["cycles_per_image"] <= 1.02 * report["estimates"]["max_cycles"]
+
+
 def test_brevitas_quant_basic_blocks_all_rtl_and_exact(tmp_path):
     """Brevitas's own residual block (brevitas_examples.bnn_pynq.models.resnet.QuantBasicBlock:
     identity and downsampling shortcuts, its adds of QuantTensors) behind Brevitas's default
