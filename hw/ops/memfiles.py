@@ -55,3 +55,23 @@ def thresholds_unsupported(inst, node, model, channels: int) -> str | None:
     if not odt.is_integer() or lo < odt.min() or hi > odt.max():
         return f"{n} thresholds + ActVal {lo} do not fit the output type {odt.name}"
     return None
+
+
+def activation_params(inst, model, lo: int, hi: int) -> dict:
+    """The matrix cores' common parameters: accumulator width for [lo, hi] (+ 1: thresholds
+    are clipped to hi + 1), thresholds per channel, output offset and width, memory files."""
+    from .base import Raw
+
+    act = not inst.get_nodeattr("noActivation")
+    odt = inst.get_output_datatype()
+    params = {
+        "ACC_BITS": signed_bits(lo, hi + 1),
+        "N_THR": int(model.get_initializer(inst.onnx_node.input[2]).shape[1]) if act else 0,
+        # a BIPOLAR output is the 0/1 count, FINN's packing of -1/+1
+        "ACT_VAL": 0 if odt.name == "BIPOLAR" else int(inst.get_nodeattr("ActVal")),
+        "OBITS": int(odt.bitwidth()),
+        "WEIGHTS_FILE": Raw('{MEM_PATH, "weights.dat"}'),
+    }
+    if act:
+        params["THRESHOLDS_FILE"] = Raw('{MEM_PATH, "thresholds.dat"}')
+    return params

@@ -24,8 +24,8 @@ import numpy as np
 from finn.custom_op.fpgadataflow.matrixvectoractivation import MVAU
 from qonnx.core.datatype import DataType
 
-from .base import OpenRTLBackend, Raw
-from .memfiles import hex_words, signed_bits, threshold_words, thresholds_unsupported
+from .base import OpenRTLBackend
+from .memfiles import activation_params, hex_words, threshold_words, thresholds_unsupported
 
 
 def binary_mode(inst, model) -> tuple[str | None, str | None]:
@@ -135,25 +135,16 @@ class MVAU_binary_rtl(MVAU, OpenRTLBackend):
 
     def core_params(self):
         mode = self._mode()
-        idt, odt = self.get_input_datatype(0), self.get_output_datatype()
+        idt = self.get_input_datatype(0)
         lo, hi = self._acc_range(mode)
-        act = not self.get_nodeattr("noActivation")
-        n_thr = int(self._model.get_initializer(self.onnx_node.input[2]).shape[1]) if act else 0
         params = {
             "MW": int(self.get_nodeattr("MW")), "MH": int(self.get_nodeattr("MH")),
             "PE": int(self.get_nodeattr("PE")), "SIMD": int(self.get_nodeattr("SIMD")),
             "XNOR": mode == "xnor",
             "IBITS": 1 if mode == "xnor" else int(idt.bitwidth()),
             "ISIGNED": mode == "sum" and bool(idt.signed()),
-            "ACC_BITS": signed_bits(lo, hi + 1),  # + 1: thresholds are clipped to hi + 1
-            "N_THR": n_thr,
-            # a BIPOLAR output is the 0/1 count, FINN's packing of -1/+1
-            "ACT_VAL": 0 if odt.name == "BIPOLAR" else int(self.get_nodeattr("ActVal")),
-            "OBITS": int(odt.bitwidth()),
-            "WEIGHTS_FILE": Raw('{MEM_PATH, "weights.dat"}'),
         }
-        if act:
-            params["THRESHOLDS_FILE"] = Raw('{MEM_PATH, "thresholds.dat"}')
+        params.update(activation_params(self, self._model, lo, hi))
         return params
 
     def write_memory_files(self, code_gen_dir: Path) -> None:

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 from finn.custom_op.fpgadataflow.vectorvectoractivation import VVAU
 
-from .base import OpenRTLBackend, Raw
-from .memfiles import hex_words, signed_bits, threshold_words, thresholds_unsupported
+from .base import OpenRTLBackend
+from .memfiles import activation_params, hex_words, signed_bits, threshold_words, thresholds_unsupported
 
 
 class VVAU_int(VVAU):
@@ -85,23 +85,14 @@ class VVAU_int_rtl(VVAU, OpenRTLBackend):
     def core_params(self):
         w = self._weights(self._model)
         lo, hi = self._acc_range(w)
-        idt, odt = self.get_input_datatype(0), self.get_output_datatype()
-        act = not self.get_nodeattr("noActivation")
-        n_thr = int(self._model.get_initializer(self.onnx_node.input[2]).shape[1]) if act else 0
+        idt = self.get_input_datatype(0)
         params = {
             "CHANNELS": int(self.get_nodeattr("Channels")), "K": int(w.shape[1]),
             "PE": int(self.get_nodeattr("PE")), "SIMD": int(self.get_nodeattr("SIMD")),
             "IBITS": int(idt.bitwidth()), "ISIGNED": bool(idt.signed()),
             "WBITS": signed_bits(int(w.min()), int(w.max())),
-            "ACC_BITS": signed_bits(lo, hi + 1),  # + 1: thresholds are clipped to hi + 1
-            "N_THR": n_thr,
-            # a BIPOLAR output is the 0/1 count, FINN's packing of -1/+1
-            "ACT_VAL": 0 if odt.name == "BIPOLAR" else int(self.get_nodeattr("ActVal")),
-            "OBITS": int(odt.bitwidth()),
-            "WEIGHTS_FILE": Raw('{MEM_PATH, "weights.dat"}'),
         }
-        if act:
-            params["THRESHOLDS_FILE"] = Raw('{MEM_PATH, "thresholds.dat"}')
+        params.update(activation_params(self, self._model, lo, hi))
         return params
 
     def write_memory_files(self, code_gen_dir: Path) -> None:
