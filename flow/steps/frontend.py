@@ -92,6 +92,12 @@ def _why_not_lowerable(model: ModelWrapper, n) -> str | None:
         if mode.upper() != "FLOOR":
             return (f"rounding_mode {mode} (FINN lowers a flooring average pool only: "
                     "TruncAvgPool2d(float_to_int_impl_type='FLOOR'))")
+    if n.op_type in ("Add", "Concat") and len(n.input) > 1:
+        scales = [_quant_scale(model, t) for t in n.input]
+        if all(sc is not None for sc in scales) and \
+                any(sc.shape != scales[0].shape or not np.array_equal(sc, scales[0]) for sc in scales[1:]):
+            return ("its inputs are on different quantization scales, so the join is not an integer "
+                    "one; give the branches one shared activation quantizer module")
     if n.op_type == "Conv":
         group = int(attrs.get("group", 1))
         cin = (model.get_tensor_shape(n.input[0]) or [0, 0])[1]
@@ -101,6 +107,16 @@ def _why_not_lowerable(model: ModelWrapper, n) -> str | None:
         if group > 1 and cout != cin:
             return f"depthwise conv with a channel multiplier ({cin} -> {cout} channels; FINN's VVAU keeps them)"
     return None
+
+
+def _quant_scale(model: ModelWrapper, tensor: str):
+    """The scale of the QONNX Quant node that produces `tensor` (None: not a Quant output,
+    or a scale that is not a constant)."""
+    prod = model.find_producer(tensor)
+    if prod is None or prod.op_type != "Quant" or model.get_initializer(tensor) is not None:
+        return None
+    sc = model.get_initializer(prod.input[1])
+    return None if sc is None else np.asarray(sc)
 
 
 def check_lowerable(model: ModelWrapper, where: str) -> None:

@@ -233,3 +233,35 @@ def test_brevitas_quant_basic_blocks_all_rtl_and_exact(tmp_path):
     assert list(v["stages"]) == list(STAGES) and not v["skipped"]
     assert all(v["mismatches"][s] == 0 for s in STAGES), v["first_mismatch"]
     assert report["hls_layers"] == []
+
+
+def test_join_of_differently_scaled_branches_refused_at_the_first_step(tmp_path):
+    """Branches quantized by two different quantizers (plain tensors, so Brevitas lets the
+    add through) cannot be an integer join: the first step names the Add and the fix."""
+    from flow.errors import FlowError
+
+    class TwoScales(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inp = qnn.QuantIdentity(bit_width=8, return_quant_tensor=True)
+            self.fc0 = qnn.QuantLinear(784, 16, bias=False, weight_bit_width=4)
+            self.qa = qnn.QuantReLU(bit_width=4)
+            self.fc1 = qnn.QuantLinear(784, 16, bias=False, weight_bit_width=4)
+            self.qb = qnn.QuantReLU(bit_width=4)
+            self.fc2 = qnn.QuantLinear(16, 10, bias=False, weight_bit_width=4)
+
+        def forward(self, x):
+            x = self.inp(x)
+            return self.fc2(self.qa(self.fc0(x)) + self.qb(self.fc1(x)))
+
+    torch.manual_seed(0)
+    net = TwoScales()
+    with torch.no_grad():  # qb on another scale than qa (uncalibrated, eval uses the buffer)
+        impl = net.qb.act_quant.fused_activation_quant_proxy.tensor_quant.scaling_impl
+        impl.value.fill_(3.0)
+        impl.buffer.fill_(3.0)
+    out = tmp_path / "b"
+    with pytest.raises(FlowError, match=r"1 node\(s\) the flow cannot lower: .*\(Add: its inputs are on different "
+                                        r"quantization scales.*shared activation quantizer"):
+        flow.build(net.eval(), torch.zeros(1, 784), out, samples=5)
+    assert not out.exists()
