@@ -183,8 +183,9 @@ class DepthwiseNet(torch.nn.Module):
 
 
 def test_depthwise_conv_bit_exact(tmp_path):
-    """A depthwise conv becomes a VVAU (HLS only on 7-series) behind a depthwise window generator
-    and a FIFO; FINN's python VVAU needs its generator as direct producer (flow.stages)."""
+    """A depthwise conv becomes a VVAU on our qnn_vvu core (FINN's RTL VVAU is Versal-only)
+    behind a depthwise window generator and a FIFO; FINN's python VVAU needs its generator as
+    direct producer (flow.stages)."""
     torch.manual_seed(1)
     module = DepthwiseNet()
     x = np.random.default_rng(0).integers(0, 256, size=(30, 3, 8, 8))
@@ -192,9 +193,10 @@ def test_depthwise_conv_bit_exact(tmp_path):
     np.save(tmp_path / "x.npy", x.reshape(len(x), -1))
     report = flow.build(module, tmp_path / "b", input_shape=(3, 8, 8), samples=30, input_npy=tmp_path / "x.npy")
     assert_bit_exact(report, 30)
-    assert report["hls_layers"] == ["VVAU_hls_0"]
+    assert report["hls_layers"] == []
+    assert all(report["verify"]["mismatches"][s] == 0 for s in ("rtlsim", "rtlsim_stalls"))
     ops = [layer["op_type"] for layer in report["layers"]]
-    i = ops.index("VVAU_hls")
+    i = ops.index("VVAU_int_rtl")
     assert ops[i - 1].startswith("StreamingFIFO") and ops[i - 2] == "ConvolutionInputGenerator_rtl"
 
 
