@@ -64,6 +64,14 @@ class OpenRTLBackend(RTLBackend):
         return [RTL_DIR / f for f in self.CORE_FILES]
 
     def generate_hdl(self, model, fpgapart, clk):
+        # core_params() and write_memory_files() read the graph (weights, thresholds) as self._model
+        self._model = model
+        try:
+            self._generate_hdl()
+        finally:
+            del self._model
+
+    def _generate_hdl(self):
         top = self.get_verilog_top_module_name()
         self.set_nodeattr("gen_top_module", top)
         cgd = Path(self.get_nodeattr("code_gen_dir_ipgen"))

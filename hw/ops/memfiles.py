@@ -40,6 +40,16 @@ def threshold_words(t: np.ndarray, channels: int, pe: int, lo: int, hi: int) -> 
     return hex_words(words, pe * n * acc_bits), acc_bits
 
 
+def rom_unsupported(inst) -> str | None:
+    """Why a layer's weights cannot be a ROM inside a core (None: they can)."""
+    mode = inst.get_nodeattr("mem_mode")
+    if mode not in ("internal_embedded", "internal_decoupled"):
+        return f"mem_mode {mode} (the core holds its weights)"
+    if inst.get_nodeattr("runtime_writeable_weights"):
+        return "runtime-writeable weights (the core's weights are a ROM)"
+    return None
+
+
 def thresholds_unsupported(inst, node, model, channels: int) -> str | None:
     """Why a layer's embedded thresholds do not fit a core (None: they do)."""
     odt = inst.get_output_datatype()

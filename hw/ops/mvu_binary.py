@@ -25,7 +25,7 @@ from finn.custom_op.fpgadataflow.matrixvectoractivation import MVAU
 from qonnx.core.datatype import DataType
 
 from .base import OpenRTLBackend
-from .memfiles import activation_params, hex_words, threshold_words, thresholds_unsupported
+from .memfiles import activation_params, rom_unsupported, hex_words, threshold_words, thresholds_unsupported
 
 
 def binary_mode(inst, model) -> tuple[str | None, str | None]:
@@ -66,10 +66,9 @@ class MVAU_binary_rtl(MVAU, OpenRTLBackend):
 
         inst = getCustomOp(node)
         g = inst.get_nodeattr
-        if g("mem_mode") not in ("internal_embedded", "internal_decoupled"):
-            return f"mem_mode {g('mem_mode')} (the core holds its weights)"
-        if g("runtime_writeable_weights"):
-            return "runtime-writeable weights (the core's weights are a ROM)"
+        why = rom_unsupported(inst)
+        if why:
+            return why
         if g("pumpedMemory") or int(g("TH")) != 1:
             return "double-pumped memory or tiling (TH > 1)"
         if g("MW") % g("SIMD") or g("MH") % g("PE"):
@@ -126,13 +125,6 @@ class MVAU_binary_rtl(MVAU, OpenRTLBackend):
         return super().minimize_weight_bit_width(model, datatype_only)
 
     # -- code generation ---------------------------------------------------------------
-    def generate_hdl(self, model, fpgapart, clk):
-        self._model = model
-        try:
-            super().generate_hdl(model, fpgapart, clk)
-        finally:
-            del self._model
-
     def core_params(self):
         mode = self._mode()
         idt = self.get_input_datatype(0)

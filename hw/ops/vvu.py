@@ -18,7 +18,7 @@ import numpy as np
 from finn.custom_op.fpgadataflow.vectorvectoractivation import VVAU
 
 from .base import OpenRTLBackend
-from .memfiles import activation_params, hex_words, signed_bits, threshold_words, thresholds_unsupported
+from .memfiles import activation_params, rom_unsupported, hex_words, signed_bits, threshold_words, thresholds_unsupported
 
 
 class VVAU_int(VVAU):
@@ -36,10 +36,9 @@ class VVAU_int_rtl(VVAU, OpenRTLBackend):
 
         inst = getCustomOp(node)
         g = inst.get_nodeattr
-        if g("mem_mode") not in ("internal_embedded", "internal_decoupled"):
-            return f"mem_mode {g('mem_mode')} (the core holds its weights)"
-        if g("runtime_writeable_weights"):
-            return "runtime-writeable weights (the core's weights are a ROM)"
+        why = rom_unsupported(inst)
+        if why:
+            return why
         if g("binaryXnorMode"):
             return "binaryXnorMode (xnor-popcount depthwise layers are not implemented)"
         k = int(np.prod(g("Kernel")))
@@ -74,13 +73,6 @@ class VVAU_int_rtl(VVAU, OpenRTLBackend):
         lo_t = np.minimum(np.minimum(w * xlo, w * xhi), 0)
         hi_t = np.maximum(np.maximum(w * xlo, w * xhi), 0)
         return int(lo_t.sum(axis=1).min()), int(hi_t.sum(axis=1).max())
-
-    def generate_hdl(self, model, fpgapart, clk):
-        self._model = model
-        try:
-            super().generate_hdl(model, fpgapart, clk)
-        finally:
-            del self._model
 
     def core_params(self):
         w = self._weights(self._model)
