@@ -31,7 +31,8 @@ def run_bench(out: Path, model: str = "tfc-w2a2", rounds: int = 5, finn_images: 
     from models import load_mnist
 
     from .config import BuildConfig
-    from .pipeline import final_graph, find_step, run_build
+    from .build_folder import final_graph, find_step
+    from .pipeline import run_build
     from .steps.frontend import InputScale
     from .stages import run_batched
 

@@ -52,7 +52,7 @@ class Prepared:
 
 def check_build(build_dir: Path) -> dict:
     """build.json of a finished build whose accelerator has its FIFOs and width converters."""
-    from .pipeline import load_build_config
+    from .build_folder import load_build_config
 
     build_dir = Path(build_dir)
     if not build_dir.is_dir():
@@ -91,7 +91,7 @@ def load_accelerator(build_dir: Path):
     import hw.ops
     from hw.stitch import load_model
 
-    from .pipeline import final_graph
+    from .build_folder import final_graph
 
     hw.ops.register()
     parent = Path(build_dir) / "dataflow_parent.onnx"
@@ -295,7 +295,7 @@ def run_bitstream(build_dir: Path, board: str | None = None, *, force: bool = Fa
                   jobs: int | None = None, console=None) -> dict:
     """Check, then run every Vivado step and write DIR/bitstream and DIR/deploy; returns
     the summary also written to DIR/bitstream/bitstream.json and report.json's `bitstream`."""
-    from .pipeline import _relocate
+    from .build_folder import relocate
     from .steps import vivado
 
     build_dir = Path(build_dir).resolve()
@@ -346,7 +346,7 @@ def run_bitstream(build_dir: Path, board: str | None = None, *, force: bool = Fa
         }
         (bdir / "bitstream.json").write_text(json.dumps(summary, indent=2) + "\n")
         for name, final in finals.items():
-            _relocate(work / name, final)
+            relocate(work / name, final)
         for name, final in finals.items():
             if final.exists():
                 trash = build_dir / f".{name}.old-{os.getpid()}"
@@ -360,7 +360,7 @@ def run_bitstream(build_dir: Path, board: str | None = None, *, force: bool = Fa
         if work.exists():
             shutil.rmtree(failed, ignore_errors=True)
             try:  # the kept work names itself where it now lies (scripts, logs, graphs)
-                _relocate(work, failed)
+                relocate(work, failed)
             except Exception:  # noqa: BLE001 - a diagnosis aid; never hide the error itself
                 pass
             work.rename(failed)

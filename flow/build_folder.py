@@ -28,6 +28,7 @@ import json
 import logging
 import os
 import shutil
+import time
 from pathlib import Path
 
 from .errors import FlowError
@@ -219,3 +220,88 @@ def check_manifest(build: Path) -> None:
         n = len(changed) + len(missing) + len(added)
         raise FlowError(f"{build} differs from its manifest ({n} file(s); {'; '.join(problems)}); "
                         "restore the build's files or rebuild with `qnnflow build ... --force`")
+
+
+# ---------------------------------------------------------------------------------
+# The folder's contents: step models (steps/NN_<step>.onnx), the build record
+# (build.json: the build's inputs and input facts), verification records, relocation.
+
+def final_graph(build_dir: Path) -> Path:
+    """The last saved step model of a build: the accelerator's HW-layer graph."""
+    steps = sorted((Path(build_dir) / "steps").glob("[0-9][0-9]_*.onnx"))
+    if not steps:
+        raise FlowError(f"{build_dir}/steps/ holds no step models; is {build_dir} a complete qnnflow build?")
+    return steps[-1]
+
+
+def step_file(index: int, name: str) -> str:
+    return f"{index:02d}_{name}.onnx"
+
+
+def find_step(build_dir: Path, name: str) -> Path:
+    """The saved model of step `name` in a finished build (any index: a build from
+    before a step was added numbers the later ones differently)."""
+    found = sorted((Path(build_dir) / "steps").glob(f"[0-9][0-9]_{name}.onnx"))
+    if not found:
+        raise FlowError(f"{build_dir}/steps/ has no model of step {name}; is {build_dir} a complete qnnflow build?")
+    return found[0]
+
+
+def relocate(work: Path, final: Path) -> None:
+    """Rewrite absolute paths FINN stored (node attributes, generated Verilog) from the
+    temporary folder to the final one, so the renamed build stays self-consistent."""
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    old, new = str(work.resolve()), str(final.resolve())
+    for p in work.rglob("*"):
+        if not p.is_file():
+            continue
+        if p.suffix == ".onnx":
+            m = ModelWrapper(str(p))
+            changed = False
+            for node in m.graph.node:
+                for a in node.attribute:
+                    if a.type == a.STRING and old.encode() in a.s:
+                        a.s = a.s.replace(old.encode(), new.encode())
+                        changed = True
+            if changed:
+                m.save(str(p))
+        elif p.suffix in (".v", ".sv", ".tcl", ".json", ".sh", ".txt", ".md"):
+            text = p.read_text(errors="replace")
+            if old in text:
+                p.write_text(text.replace(old, new))
+
+
+def load_build_config(build_dir: Path) -> dict:
+    p = Path(build_dir) / BUILD_RECORD
+    if not p.is_file():
+        raise FlowError(f"{build_dir} is not a qnnflow build folder (no build.json); run `qnnflow build` first")
+    return json.loads(p.read_text())
+
+
+def write_build_info(build_dir: Path, info: dict) -> None:
+    (Path(build_dir) / BUILD_RECORD).write_text(json.dumps(info, indent=2, default=str))
+
+
+def record_verification(build_dir: Path, report: dict, record: Path, result: dict) -> bool:
+    """Keep a `qnnflow verify` run as its own record; return whether report.json now shows it.
+
+    The run's outputs and result live in `record` (verify/<time>-n<samples>/); report.json lists
+    every record under `verify_records` and shows the strongest one (most samples, the later one
+    on equal counts): a smaller run never replaces a larger one, and the build's own outputs/
+    stay as the build wrote them.
+    """
+    (record / "record.json").write_text(json.dumps(result, indent=2, default=float))
+    entry = {"record": str(record.relative_to(build_dir)), "samples": result["verify"]["samples"],
+             "mismatches": result["verify"]["mismatches"], "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    report.setdefault("verify_records", []).append(entry)
+    shown = (report.get("verify") or {}).get("samples") or 0
+    stronger = entry["samples"] >= shown
+    if stronger:
+        report.update(result)
+        report["verify_shown"] = entry["record"]
+    rp = Path(build_dir) / "report.json"
+    tmp = rp.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(report, indent=2, default=float))
+    tmp.replace(rp)
+    return stronger

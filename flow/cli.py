@@ -34,10 +34,11 @@ def _cmd_build(a) -> int:
 
 def _cmd_verify(a) -> int:
     from .report import summary_table
-    from .verify import record_verification, verify_build
+    from .build_folder import record_verification
+    from .verify import verify_build
 
     build = Path(a.build_dir)
-    from .pipeline import load_build_config
+    from .build_folder import load_build_config
 
     report = _read_report(build)
     samples = a.samples or load_build_config(build)["samples"]
@@ -101,7 +102,7 @@ def _cmd_rtlsim(a) -> int:
     from hw import rtlsim
     from hw.errors import HwError
 
-    from .pipeline import load_build_config
+    from .build_folder import load_build_config
     from .verify import load_layout_head, verification_inputs
 
     build = Path(a.build_dir)

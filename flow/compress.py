@@ -25,7 +25,7 @@ from pathlib import Path
 
 from . import build_folder
 from .errors import FlowError
-from .pipeline import _relocate
+from .build_folder import relocate
 
 # Deep Compression stores a sparse layer as (relative index, code) pairs; 5-bit relative
 # indices for fully connected layers (their paper, Sec. 2): our storage figure for pruned layers
@@ -173,7 +173,7 @@ def run_method(a, console=None) -> int:
         if not a.no_build:
             summary["hardware"] = build_compressed(c, ckpt, work / "build", a.samples, console=console)
         (work / "compress.json").write_text(json.dumps(summary, indent=2, default=float))
-        _relocate(work, out)  # the build recorded the checkpoint's and its own temporary paths
+        relocate(work, out)  # the build recorded the checkpoint's and its own temporary paths
         if (work / "build").is_dir():
             build_folder.write_manifest(work / "build")  # the relocation rewrote hashed files
         if out.exists():

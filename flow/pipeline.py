@@ -2,7 +2,6 @@
 renamed to the requested one only when everything succeeded."""
 from __future__ import annotations
 
-import json
 import logging
 import time
 from pathlib import Path
@@ -10,12 +9,13 @@ from typing import Callable
 
 from qonnx.core.modelwrapper import ModelWrapper
 
-from .config import BuildConfig
 from . import build_folder
+from .config import BuildConfig
 from .errors import FlowError
 from .steps import frontend as fe
 from .steps import hardware as hwsteps
 from .steps import rtl as rtlsteps
+from .verify import verify_build
 
 log = logging.getLogger(__name__)
 
@@ -49,54 +49,6 @@ STEPS: list[tuple[str, Step]] = [
 RTL_STEPS = ("insert_fifos", "size_fifos")  # skipped with BuildConfig(rtlsim=False)
 
 
-def final_graph(build_dir: Path) -> Path:
-    """The last saved step model of a build: the accelerator's HW-layer graph."""
-    steps = sorted((Path(build_dir) / "steps").glob("[0-9][0-9]_*.onnx"))
-    if not steps:
-        raise FlowError(f"{build_dir}/steps/ holds no step models; is {build_dir} a complete qnnflow build?")
-    return steps[-1]
-
-
-def step_file(index: int, name: str) -> str:
-    return f"{index:02d}_{name}.onnx"
-
-
-def find_step(build_dir: Path, name: str) -> Path:
-    """The saved model of step `name` in a finished build."""
-    for i, (n, _) in enumerate(STEPS):
-        if n == name:
-            p = Path(build_dir) / "steps" / step_file(i, n)
-            if not p.is_file():  # a build from before a step was added: same name, other index
-                p = next(iter(sorted((Path(build_dir) / "steps").glob(f"[0-9][0-9]_{n}.onnx"))), p)
-            if not p.is_file():
-                raise FlowError(f"{p} is missing; is {build_dir} a complete qnnflow build?")
-            return p
-    raise KeyError(name)
-
-
-def _relocate(work: Path, final: Path) -> None:
-    """Rewrite absolute paths FINN stored (node attributes, generated Verilog) from the
-    temporary folder to the final one, so the renamed build stays self-consistent."""
-    old, new = str(work.resolve()), str(final.resolve())
-    for p in work.rglob("*"):
-        if not p.is_file():
-            continue
-        if p.suffix == ".onnx":
-            m = ModelWrapper(str(p))
-            changed = False
-            for node in m.graph.node:
-                for a in node.attribute:
-                    if a.type == a.STRING and old.encode() in a.s:
-                        a.s = a.s.replace(old.encode(), new.encode())
-                        changed = True
-            if changed:
-                m.save(str(p))
-        elif p.suffix in (".v", ".sv", ".tcl", ".json", ".sh", ".txt", ".md"):
-            text = p.read_text(errors="replace")
-            if old in text:
-                p.write_text(text.replace(old, new))
-
-
 def run_build(cfg: BuildConfig, console=None) -> dict:
     """Run every step, verification and the report; return the report dict."""
     out = cfg.out
@@ -109,7 +61,6 @@ def _run_steps(cfg: BuildConfig, work: Path, out: Path, console) -> dict:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from .report import assemble_report, write_report
-    from .verify import verify_build, write_build_info
 
     timings: dict[str, float] = {}
     model = None
@@ -123,11 +74,11 @@ def _run_steps(cfg: BuildConfig, work: Path, out: Path, console) -> dict:
             progress.update(task, description=f"step {name}")
             t0 = time.perf_counter()
             model = _run_step(name, fn, model, cfg)
-            model.save(str(work / "steps" / step_file(i, name)))
+            model.save(str(work / "steps" / build_folder.step_file(i, name)))
             timings[name] = round(time.perf_counter() - t0, 3)
             progress.advance(task)
         info = build_info(cfg, model)
-        write_build_info(work, info)
+        build_folder.write_build_info(work, info)
         verify = None
         if cfg.verify:
             t0 = time.perf_counter()
@@ -137,7 +88,7 @@ def _run_steps(cfg: BuildConfig, work: Path, out: Path, console) -> dict:
             timings["verify"] = round(time.perf_counter() - t0, 3)
         progress.update(task, description="done")
     report = write_report(work, assemble_report(info, timings, verify, cfg.extra))
-    _relocate(work, out)
+    build_folder.relocate(work, out)
     build_folder.write_manifest(work)
     build_folder.replace(work, out)
     return report
@@ -205,10 +156,3 @@ def build_info(cfg: BuildConfig, model: ModelWrapper) -> dict:
         info["input_source"] = "file"
         info["samples"] = cfg.samples = min(cfg.samples, len(x))
     return info
-
-
-def load_build_config(build_dir: Path) -> dict:
-    p = Path(build_dir) / "build.json"
-    if not p.is_file():
-        raise FlowError(f"{build_dir} is not a qnnflow build folder (no build.json); run `qnnflow build` first")
-    return json.loads(p.read_text())

@@ -1,7 +1,6 @@
 """Run the verification chain on a build folder and compare the stages' integers."""
 from __future__ import annotations
 
-import json
 import logging
 import time
 from pathlib import Path
@@ -9,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from . import stages as st
+from .build_folder import final_graph, find_step, load_build_config
 from .errors import FlowError
 from .transforms.float_tail import FloatTail
 from .transforms.layout_head import LayoutHead
@@ -75,7 +75,6 @@ def localize(build_dir: Path, stage: str, reference: str, x: np.ndarray, sample:
     """Name the first layer where `stage` and intsim diverge on `sample`, where they run the
     same graph (streamlined: FINN vs intsim on the streamlined graph; hw_python: on the HW graph).
     `x` holds the network's inputs; the HW graph is fed them through the layout head."""
-    from .pipeline import final_graph, find_step
 
     graph = {"streamlined": "split_float_tail", "hw_python": "final"}.get(stage)
     if graph is None or reference != "intsim":
@@ -105,7 +104,6 @@ def verify_build(build_dir: Path, samples: int | None = None, module=None,
     """
     from qonnx.core.modelwrapper import ModelWrapper
 
-    from .pipeline import final_graph, find_step, load_build_config
 
     from .build_folder import check_manifest
 
@@ -246,31 +244,3 @@ def verify_build(build_dir: Path, samples: int | None = None, module=None,
         "accuracy": accuracy,
         "rtlsim": rtl or None,
     }
-
-
-def record_verification(build_dir: Path, report: dict, record: Path, result: dict) -> bool:
-    """Keep a `qnnflow verify` run as its own record; return whether report.json now shows it.
-
-    The run's outputs and result live in `record` (verify/<time>-n<samples>/); report.json lists
-    every record under `verify_records` and shows the strongest one (most samples, the later one
-    on equal counts): a smaller run never replaces a larger one, and the build's own outputs/
-    stay as the build wrote them.
-    """
-    (record / "record.json").write_text(json.dumps(result, indent=2, default=float))
-    entry = {"record": str(record.relative_to(build_dir)), "samples": result["verify"]["samples"],
-             "mismatches": result["verify"]["mismatches"], "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
-    report.setdefault("verify_records", []).append(entry)
-    shown = (report.get("verify") or {}).get("samples") or 0
-    stronger = entry["samples"] >= shown
-    if stronger:
-        report.update(result)
-        report["verify_shown"] = entry["record"]
-    rp = Path(build_dir) / "report.json"
-    tmp = rp.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(report, indent=2, default=float))
-    tmp.replace(rp)
-    return stronger
-
-
-def write_build_info(build_dir: Path, info: dict) -> None:
-    (Path(build_dir) / "build.json").write_text(json.dumps(info, indent=2, default=str))

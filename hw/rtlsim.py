@@ -112,9 +112,9 @@ def lto_supported() -> bool:
 
 def finn_dsp_lanes_default() -> bool:
     """By default the matrix units simulate FINN's own model of packed DSP lanes (its
-    arithmetic recoded register by register for speed, hw.stitch._MVU_LANES): the
+    arithmetic recoded register by register for speed, hw/rtl/recode/mvu_lanes.svh): the
     verification chain checks FINN's lane packing too. QNNFLOW_RTLSIM_EXACT_MVU=1 swaps
-    in exact dot products with the same timing (hw.stitch._MVU_EXACT, ~3x faster;
+    in exact dot products with the same timing (hw/rtl/recode/mvu_exact.svh, faster;
     tests/hw/test_mvu_exact.py holds them cycle-equal), which FIFO sizing and the
     benchmark's second figure use."""
     return os.environ.get("QNNFLOW_RTLSIM_EXACT_MVU", "").strip().lower() not in ("1", "true", "yes", "on")
@@ -132,8 +132,8 @@ def _verilator_args(design: StitchedDesign, trace: str | None, finn_dsp_lanes: b
             # g++ -O2 for the model, the harness (OPT_FAST) and Verilator's runtime
             # (OPT_GLOBAL); the wheel's default is -Os, and the run-once code (OPT_SLOW:
             # constructors, initial blocks) stays unoptimised, which keeps the build short.
-            # With the recoded RTL (hw/stitch.py) -O2 runs 10-15% faster than -O1, -O3
-            # slower than -O2 (tfc-w2a2, measured); the build takes ~5 s either way
+            # -O2 because, with the recoded RTL (hw/patches.py), the model ran faster at
+            # -O2 than at -O1 or -O3 (compare with `make bench`)
             "-MAKEFLAGS", "OPT_FAST=-O2", "-MAKEFLAGS", "OPT_GLOBAL=-O2",
             # the PyPI wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so the
             # precompiled header is passed to g++ as a bare file name and the build fails
@@ -145,7 +145,7 @@ def _verilator_args(design: StitchedDesign, trace: str | None, finn_dsp_lanes: b
         args += ["-CFLAGS", "-flto=auto", "-LDFLAGS", "-flto=auto -O2"]
     if finn_dsp_lanes:
         args += ["-DQNNFLOW_FINN_DSP_LANES"]
-    if finn_rtl:  # FINN's own descriptions instead of hw/stitch.py's recodings (tests)
+    if finn_rtl:  # FINN's own descriptions instead of hw/patches.py's recodings (tests)
         args += ["-DQNNFLOW_FINN_RTL"]
     if trace == "fst":
         args += ["--trace-fst", "--trace-structs"]
@@ -169,9 +169,9 @@ def build_simulator(design: StitchedDesign, *, trace: str | None = None,
     """Compile (or fetch from the cache) the simulator for a stitched design.
     trace: None, 'fst' or 'vcd' (a separate, slower binary). finn_dsp_lanes: simulate
     FINN's model of packed DSP lanes in the matrix units instead of the exact dot
-    products (hw/stitch.py, _MVU_EXACT; ~3x slower, the same outputs where FINN's
+    products (hw/patches.py, mvu_exact.svh; slower, the same outputs where FINN's
     packing holds); default: FINN's lanes unless $QNNFLOW_RTLSIM_EXACT_MVU=1. finn_rtl:
-    simulate FINN's own RTL descriptions where hw/stitch.py recodes them for speed
+    simulate FINN's own RTL descriptions where hw/patches.py recodes them for speed
     (cycle-identical; tests/hw/test_recode.py compares the two)."""
     root = verilator_root()
     if finn_dsp_lanes is None:
@@ -255,7 +255,7 @@ class RtlsimResult:
     trace_path: str | None = None
     simulator: str = ""
     mvu_model: str = "finn-lanes"     # the matrix units' arithmetic: FINN's DSP lanes, or "exact"
-    finn_rtl: bool = False            # FINN's own RTL code, without hw/stitch.py's recodings
+    finn_rtl: bool = False            # FINN's own RTL code, without hw/patches.py's recodings
     stats: dict = field(default_factory=dict, repr=False)
     output_bytes: bytes = field(default=b"", repr=False)  # the output stream's words as they left
 
@@ -430,7 +430,7 @@ def rtlsim(build_dir, inputs=None, stall: float | tuple[float, float] = 0.0, tra
     units instead of exact dot products (~3x slower; the default unless $QNNFLOW_RTLSIM_EXACT_MVU=1):
     the exact products give the same outputs wherever FINN's packing holds, and stop
     with an error on a weight that breaks its narrow-range commitment. finn_rtl: FINN's
-    own RTL where hw/stitch.py recodes it for simulation speed (cycle-identical).
+    own RTL where hw/patches.py recodes it for simulation speed (cycle-identical).
     """
     build_dir = Path(build_dir).resolve()  # the simulator runs with cwd = <build>/rtl
     if not build_dir.is_dir():

@@ -16,7 +16,7 @@ from qonnx.util.basic import qonnx_make_model
 
 from flow.config import BuildConfig
 from flow.errors import FlowError
-from flow.pipeline import find_step
+from flow.build_folder import find_step
 from flow.transforms import BipolarAsInt2, RoundThresholdsHalfEven
 
 STAGES = ("brevitas", "qonnx", "streamlined", "hw_python", "intsim", "rtlsim", "rtlsim_stalls")
@@ -101,7 +101,7 @@ def test_tfc_w1a1_dsp_all_rtl_on_finn_mvu(dsp_build):
     from qonnx.core.modelwrapper import ModelWrapper
     from qonnx.custom_op.registry import getCustomOp
 
-    from flow.pipeline import final_graph
+    from flow.build_folder import final_graph
 
     out, rep = dsp_build
     assert rep["binary_impl"] == "dsp" and json.loads((out / "build.json").read_text())["binary_impl"] == "dsp"

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from flow.pipeline import STEPS, find_step, run_build
+from flow.build_folder import find_step
+from flow.pipeline import STEPS, run_build
 from flow.config import BuildConfig
 from flow.errors import FlowError
 
@@ -252,7 +253,7 @@ def test_power_of_two_weights_reaching_minus_128_build_all_rtl(tmp_path):
     from qonnx.core.modelwrapper import ModelWrapper
     from qonnx.custom_op.registry import getCustomOp
 
-    from flow.pipeline import final_graph
+    from flow.build_folder import final_graph
 
     rep = run_build(BuildConfig(out=tmp_path / "b", model="tfc-po2", samples=100))
     assert rep["hls_layers"] == []

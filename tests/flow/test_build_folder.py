@@ -16,7 +16,8 @@ import pytest
 from flow import build_folder
 from flow.config import BuildConfig
 from flow.errors import FlowError
-from flow.pipeline import find_step, run_build
+from flow.build_folder import find_step
+from flow.pipeline import run_build
 
 
 def qnnflow(*args):

@@ -18,7 +18,8 @@ import torch
 from brevitas import nn as qnn
 
 import flow
-from flow.pipeline import STEPS, find_step
+from flow.build_folder import find_step
+from flow.pipeline import STEPS
 from flow.transforms.float_tail import FloatTail
 from flow.transforms.layout_head import LayoutHead
 from models import get_preset, load_mnist

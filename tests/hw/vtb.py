@@ -44,12 +44,14 @@ def tb_top(cells: list[str]) -> str:
 
 
 def finn_copy(src: Path, rel: str) -> str:
-    """Copy finn-rtllib/<rel> into src as hw/stitch.py does (its PATCHES applied); the file name."""
-    from hw.stitch import PATCHES, finn_rtllib
+    """Copy finn-rtllib/<rel> into src as hw/stitch.py does (hw/patches.py applied); the file name."""
+    from hw.patches import patched
+    from hw.verilog import finn_rtllib
 
     name = Path(rel).name
     text = (finn_rtllib() / rel).read_text()
-    (src / name).write_text(PATCHES[name](text) if name in PATCHES else text)
+    new = patched(name, text)
+    (src / name).write_text(text if new is None else new)
     return name
 
 

@@ -9,7 +9,7 @@ from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
 
 import sim
-from flow.pipeline import final_graph, find_step
+from flow.build_folder import final_graph, find_step
 from flow.verify import verify_build
 
 
