@@ -33,7 +33,6 @@ def build(module, *args, input_shape: tuple[int, ...] | None = None, **config) -
     else:
         raise FlowError("call flow.build(module, example_input, out_dir, **config) "
                         "or flow.build(module, out_dir, input_shape=..., **config)")
-    cfg = BuildConfig(out=Path(out_dir), module=module, **config)
-    if input_shape is not None:
-        cfg.extra["input_shape"] = tuple(input_shape)
+    cfg = BuildConfig(out=Path(out_dir), module=module, input_shape=None if input_shape is None else tuple(input_shape),
+                      **config)
     return run_build(cfg)

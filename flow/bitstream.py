@@ -39,7 +39,7 @@ CONFIG_FORMAT = "qnnflow-accel/1"
 
 
 @dataclass
-class Prepared:
+class BitstreamInputs:
     """The accelerator graph for the bitstream and the driver's configuration."""
     model_path: Path
     plan: object           # hw.shell.ShellPlan
@@ -140,7 +140,7 @@ def stream_info(inst, first: bool):
         normal_shape=tuple(int(x) for x in (inst.get_normal_input_shape() if first else inst.get_normal_output_shape())))
 
 
-def prepare(build_dir: Path, dest: Path, board, info: dict) -> Prepared:
+def prepare(build_dir: Path, dest: Path, board, info: dict) -> BitstreamInputs:
     """Copy the build's accelerator into `dest` (accel.onnx, codegen/), add the shell's DMA
     width converters and generate what has no code yet (those converters' Verilog, the HLS
     layers' C++), all without Vivado."""
@@ -173,7 +173,7 @@ def prepare(build_dir: Path, dest: Path, board, info: dict) -> Prepared:
         raise FlowError(f"code generation for the bitstream failed: {' '.join(str(exc).split())[:300]}") from None
     model.save(str(dest / "accel.onnx"))
     hls = [n.name for n in model.graph.node if n.op_type.endswith("_hls")]
-    return Prepared(dest / "accel.onnx", plan, accel_config(build_dir, info, board, plan, in_info, out_info), hls)
+    return BitstreamInputs(dest / "accel.onnx", plan, accel_config(build_dir, info, board, plan, in_info, out_info), hls)
 
 
 def accel_config(build_dir: Path, info: dict, board, plan, in_info, out_info) -> dict:
@@ -204,7 +204,7 @@ def accel_config(build_dir: Path, info: dict, board, plan, in_info, out_info) ->
     }
 
 
-def write_deploy_package(build_dir: Path, dest: Path, prepared: Prepared, bitfile: Path | None = None,
+def write_deploy_package(build_dir: Path, dest: Path, prepared: BitstreamInputs, bitfile: Path | None = None,
                          hwh: Path | None = None, info: dict | None = None) -> Path:
     """The folder to copy onto the board (see the module docstring). Without a bitfile (no
     Vivado) it holds everything else, e.g. for the driver test on the simulated board."""

@@ -386,7 +386,7 @@ def make_parser() -> argparse.ArgumentParser:
     r.add_argument("--trace", action="store_true", help="write a waveform to BUILD/rtlsim/wave.{fst,vcd}")
     r.add_argument("--mvu", choices=["lanes", "exact"],
                    help="matrix-unit arithmetic: FINN's packed DSP lanes (default; QNNFLOW_RTLSIM_EXACT_MVU=1 "
-                        "changes it) or exact dot products with the same timing (~3x faster; stops on a weight "
+                        "changes it) or exact dot products with the same timing (faster; stops on a weight "
                         "that breaks FINN's narrow-range commitment)")
     r.add_argument("--finn-rtl", action="store_true",
                    help="simulate FINN's RTL as FINN wrote it, without qnnflow's cycle-identical recodings (slower)")

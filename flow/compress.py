@@ -76,7 +76,7 @@ def base_meta_pruned(module) -> bool:
     return kept < 0.5 * sum(m.size for m in masks)
 
 
-def _evaluate(module) -> float:
+def mnist_accuracy(module) -> float:
     from models import load_mnist
     from models.train import evaluate
 
@@ -108,7 +108,7 @@ def hw_summary(rep: dict) -> dict:
             "accuracy": (rep.get("accuracy") or {}).get("rtlsim") or (rep.get("accuracy") or {}).get("intsim")}
 
 
-def _mismatch_total(hw: dict) -> int:
+def mismatch_total(hw: dict) -> int:
     """Mismatching samples that count against the build: every one in the integer stages
     (streamlined and after), and those of the float stages (PyTorch, qonnx) that the
     verification does not explain as float32 rounding at an exact integer tie."""
@@ -157,7 +157,7 @@ def run_method(a, console=None) -> int:
         raise FlowError(str(exc)) from None
     acc = c.info.get("test_accuracy")
     if acc is None:
-        acc = _evaluate(c.model)
+        acc = mnist_accuracy(c.model)
     summary = {"method": a.method, "base": base_name, "base_checkpoint": str(base_path), "name": c.name,
                "arch_kwargs": c.arch_kwargs, "test_accuracy": acc, "storage": size, "command": command,
                "seconds": round(time.time() - t0, 1),
@@ -188,9 +188,9 @@ def run_method(a, console=None) -> int:
             f"zero weights {size['zeros']:.1%}")
     if hw:
         ties = sum(e["float_ties"] for e in hw["explained"].values())
-        line += (f"; build: {_mismatch_total(hw)} mismatches over {hw['samples']} samples in every stage"
+        line += (f"; build: {mismatch_total(hw)} mismatches over {hw['samples']} samples in every stage"
                  + (f" ({ties} float32 rounding ties in the PyTorch/qonnx stages, explained)" if ties else "") + ", "
                  f"{hw['LUT']:.0f} LUT / {hw['BRAM_18K']:.0f} BRAM18 / {hw['DSP']:.0f} DSP (FINN estimates), "
                  f"{hw['rtlsim_cycles_per_image'] or hw['est_cycles_per_image']} cycles/image")
     Console().print(line + f"\nwritten {out}/ (model.pt, compress.json{', build/' if hw else ''})")
-    return 1 if hw and _mismatch_total(hw) else 0
+    return 1 if hw and mismatch_total(hw) else 0

@@ -24,7 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-from .compress import _evaluate, _mismatch_total, build_compressed, load_base, storage
+from .compress import mnist_accuracy, mismatch_total, build_compressed, load_base, storage
 from .errors import FlowError
 
 CLUSTER_METHODS = ("kmeans-random", "kmeans-uniform", "kmeans-pso", "hierarchical")
@@ -55,7 +55,7 @@ def run_study(out: Path, model: str = "tfc-w8a8", checkpoint: str | None = None,
     rows, models = [], []
     say = (console.print if console else print)
     try:
-        base_acc = _evaluate(base)
+        base_acc = mnist_accuracy(base)
         with Progress(console=console, transient=True) as progress:
             say(f"[study] {base_name}: {base_acc:.2f} %; gradual magnitude pruning to {sparsity:.0%}")
             pruned = finetune.magnitude_prune(base, base_name, sparsity, ep(6), ep(4), seed=seed, progress=progress)
@@ -80,12 +80,12 @@ def run_study(out: Path, model: str = "tfc-w8a8", checkpoint: str | None = None,
                 for b in bits:
                     c = core.linear(src, base_name, b)
                     rows.append(_row(c, "linear", is_pruned, b, storage(c, b, sparse=is_pruned),
-                                     _evaluate(c.model)))
+                                     mnist_accuracy(c.model)))
                     models.append(c)
                     for m in CLUSTER_METHODS:
                         c = core.share(src, base_name, b, m, grid_bits, seed)
                         rows.append(_row(c, m, is_pruned, b, storage(c, b, grid_bits, sparse=is_pruned),
-                                         _evaluate(c.model)))
+                                         mnist_accuracy(c.model)))
                         models.append(c)
                 say(f"[study] linear and weight sharing at {list(bits)} bits ({'pruned' if is_pruned else 'dense'})")
             for budget in budgets if mlp else ():
@@ -115,7 +115,7 @@ def run_study(out: Path, model: str = "tfc-w8a8", checkpoint: str | None = None,
         say(f"[study] build {tag} ({c.name})")
         hw = build_compressed(c, ckpt, builds / tag, samples, console=console)
         hw.pop("layer_resources", None)
-        row["build"] = {"folder": str(builds / tag), "mismatches": _mismatch_total(hw), "samples": hw["samples"],
+        row["build"] = {"folder": str(builds / tag), "mismatches": mismatch_total(hw), "samples": hw["samples"],
                         "float_ties": sum(e["float_ties"] for e in hw["explained"].values())}
         hw_by_key.setdefault(key, hw)
     for row in rows:

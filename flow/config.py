@@ -1,8 +1,9 @@
-"""The build configuration: one dataclass, filled from the CLI or the Python API."""
+"""The build configuration: one dataclass of the build's inputs, filled from the CLI or the
+Python API and checked before any step runs (what steps learn goes to flow/record.py)."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,9 +38,7 @@ class BuildConfig:
     topk: int = 0                     # > 0: the accelerator ends in label select (top-K indices)
     binary_impl: str = "xnor"         # binary layers: "xnor" (our LUT XNOR-popcount core) or
                                       # "dsp" (bipolar relabelled INT2, FINN's DSP-based MVAU_rtl)
-    # set by the runner
-    work_dir: Path = field(default=Path("."), repr=False)
-    extra: dict = field(default_factory=dict, repr=False)
+    input_shape: tuple | None = None  # Python API: the module's sample shape, when it cannot be inferred
 
     def __post_init__(self):
         self.out = Path(self.out)
@@ -76,9 +75,6 @@ class BuildConfig:
     def clk_period_ns(self) -> float:
         return 1000.0 / float(self.clock_mhz)
 
-    def path(self, *parts: str) -> Path:
-        """A path inside the (temporary) build folder."""
-        return self.work_dir.joinpath(*parts)
 
 
 def _positive(value, option: str, hint: str) -> float:

@@ -1,6 +1,6 @@
 """The places where FINN assumes a Vivado installation, contained in one module.
 
-FINDINGS.md lists them for finn-plus 1.6.1:
+For finn-plus 1.6.1 they are:
 1. `finn.builder.build_dataflow_steps` imports `finn.xsi`, which raises OSError at
    import without XILINX_VIVADO (and needs psutil). We never import that module:
    our steps call FINN's transformations and analyses directly.

@@ -12,6 +12,7 @@ from qonnx.core.modelwrapper import ModelWrapper
 from . import build_folder
 from .config import BuildConfig
 from .errors import FlowError
+from .record import BuildRecord
 from .steps import frontend as fe
 from .steps import hardware as hwsteps
 from .steps import rtl as rtlsteps
@@ -19,7 +20,7 @@ from .verify import verify_build
 
 log = logging.getLogger(__name__)
 
-Step = Callable[[ModelWrapper, BuildConfig], ModelWrapper]
+Step = Callable[[ModelWrapper, BuildConfig, BuildRecord], ModelWrapper]
 
 STEPS: list[tuple[str, Step]] = [
     ("export", fe.step_export),
@@ -53,15 +54,15 @@ def run_build(cfg: BuildConfig, console=None) -> dict:
     """Run every step, verification and the report; return the report dict."""
     out = cfg.out
     with build_folder.claim(out, cfg.force) as work:
-        cfg.work_dir = work
-        return _run_steps(cfg, work, out, console)
+        return _run_steps(cfg, BuildRecord(work), out, console)
 
 
-def _run_steps(cfg: BuildConfig, work: Path, out: Path, console) -> dict:
+def _run_steps(cfg: BuildConfig, rec: BuildRecord, out: Path, console) -> dict:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from .report import assemble_report, write_report
 
+    work = rec.work_dir
     timings: dict[str, float] = {}
     model = None
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
@@ -73,28 +74,28 @@ def _run_steps(cfg: BuildConfig, work: Path, out: Path, console) -> dict:
                 continue
             progress.update(task, description=f"step {name}")
             t0 = time.perf_counter()
-            model = _run_step(name, fn, model, cfg)
+            model = _run_step(name, fn, model, cfg, rec)
             model.save(str(work / "steps" / build_folder.step_file(i, name)))
             timings[name] = round(time.perf_counter() - t0, 3)
             progress.advance(task)
-        info = build_info(cfg, model)
+        info = build_info(cfg, rec, model)
         build_folder.write_build_info(work, info)
         verify = None
         if cfg.verify:
             t0 = time.perf_counter()
             # the manifest is written after the report: nothing to check it against yet
-            verify = verify_build(work, cfg.samples, module=cfg.extra.get("brevitas_module"),
+            verify = verify_build(work, cfg.samples, module=rec.brevitas_module,
                                   progress=progress, check_files=False)
             timings["verify"] = round(time.perf_counter() - t0, 3)
         progress.update(task, description="done")
-    report = write_report(work, assemble_report(info, timings, verify, cfg.extra))
+    report = write_report(work, assemble_report(info, timings, verify, rec))
     build_folder.relocate(work, out)
     build_folder.write_manifest(work)
     build_folder.replace(work, out)
     return report
 
 
-def _run_step(name: str, fn, model, cfg: BuildConfig):
+def _run_step(name: str, fn, model, cfg: BuildConfig, rec: BuildRecord):
     """One step; an exception that is not one of ours (FINN or qonnx asserting on a graph
     they do not support) becomes a one-line FlowError naming the step, chained to the
     original for API users and `-v`."""
@@ -103,7 +104,7 @@ def _run_step(name: str, fn, model, cfg: BuildConfig):
     from sim.errors import SimError
 
     try:
-        return fn(model, cfg)
+        return fn(model, cfg, rec)
     except (FlowError, HwError, ModelError, SimError):
         raise
     except Exception as exc:  # noqa: BLE001 - re-raised with the step's name
@@ -114,16 +115,16 @@ def _run_step(name: str, fn, model, cfg: BuildConfig):
                         "QNNFLOW_KEEP_FAILED=1 to keep the step graphs") from exc
 
 
-def build_info(cfg: BuildConfig, model: ModelWrapper) -> dict:
+def build_info(cfg: BuildConfig, rec: BuildRecord, model: ModelWrapper) -> dict:
     """What a later `qnnflow verify`/`rtlsim` needs to know about this build (build.json)."""
     import numpy as np
 
     ishape = model.get_tensor_shape(model.graph.input[0].name)
-    cfg.extra["layers"] = [{"name": n.name, "op_type": n.op_type} for n in model.graph.node]
+    rec.layers = [{"name": n.name, "op_type": n.op_type} for n in model.graph.node]
     info = {
         "model": cfg.model, "onnx": str(cfg.onnx.resolve()) if cfg.onnx else None,
-        "checkpoint": cfg.extra.get("checkpoint") and str(Path(cfg.extra["checkpoint"]).resolve()),
-        "input_scale": cfg.input_scale, "input_dtype": cfg.extra.get("input_dtype", cfg.input_dtype),
+        "checkpoint": rec.checkpoint and str(Path(rec.checkpoint).resolve()),
+        "input_scale": cfg.input_scale, "input_dtype": rec.input_dtype or cfg.input_dtype,
         "input_shape": list(ishape), "samples": cfg.samples,
         "board": cfg.board, "fpga_part": cfg.fpga_part, "clock_mhz": float(cfg.clock_mhz),
         "target_fps": cfg.target_fps, "folding": str(cfg.folding) if cfg.folding else None,
@@ -152,7 +153,7 @@ def build_info(cfg: BuildConfig, model: ModelWrapper) -> dict:
             dt = DataType[info["input_dtype"]]
             rng = np.random.default_rng(0)
             x = rng.integers(int(dt.min()), int(dt.max()) + 1, size=(cfg.samples, int(np.prod(ishape[1:]))))
-        np.save(cfg.work_dir / "inputs_all.npy", x.astype(np.int64))
+        np.save(rec.path("inputs_all.npy"), x.astype(np.int64))
         info["input_source"] = "file"
         info["samples"] = cfg.samples = min(cfg.samples, len(x))
     return info

@@ -1,4 +1,4 @@
-"""report.json (the keys ARCHITECTURE.md fixes, plus more) and a human report."""
+"""report.json (its documented keys, README "What a build contains", plus more) and a human report."""
 from __future__ import annotations
 
 import json
@@ -8,23 +8,25 @@ from rich.console import Console
 from rich.table import Table
 
 
-def assemble_report(info: dict, timings: dict, verify: dict | None, extra: dict) -> dict:
+def assemble_report(info: dict, timings: dict, verify: dict | None, rec) -> dict:
+    """report.json from the build record (build.json), step timings, verification and
+    the steps' BuildRecord (flow/record.py)."""
     report = {
         "model": info.get("model") or info.get("onnx") or "module",
         "board": info["board"], "fpga_part": info["fpga_part"], "clock_mhz": info["clock_mhz"],
         "target_fps": info.get("target_fps"),
         "checkpoint": info.get("checkpoint"),
-        "checkpoint_meta": extra.get("checkpoint_meta"),
-        "exporter": extra.get("exporter"),  # "torch.export", "torchscript" (fallback), None for --onnx
+        "checkpoint_meta": rec.checkpoint_meta,
+        "exporter": rec.exporter,  # "torch.export", "torchscript" (fallback), None for --onnx
         "input_dtype": info.get("input_dtype"),
-        "float_tail": extra.get("float_tail"),
-        "hls_layers": extra.get("hls_layers", []),
+        "float_tail": rec.float_tail,
+        "hls_layers": rec.hls_layers,
         # HLS-only layers of FINN that run on qnnflow's own RTL cores (hw/rtl): node -> op
-        "open_rtl_layers": extra.get("open_rtl_layers", {}),
+        "open_rtl_layers": rec.open_rtl_layers,
         "topk": info.get("topk") or None,
         "binary_impl": info.get("binary_impl", "xnor"),  # binary layers: xnor (LUT core) or dsp (MVAU_rtl)
-        "layers": extra.get("layers", []),
-        "estimates": extra.get("estimates"),
+        "layers": rec.layers,
+        "estimates": rec.estimates,
         "verify": None, "accuracy": {},
         "rtlsim": None,
         "timings_s": timings,
@@ -33,8 +35,8 @@ def assemble_report(info: dict, timings: dict, verify: dict | None, extra: dict)
         report["verify"] = verify["verify"]
         report["accuracy"] = verify["accuracy"]
         report["rtlsim"] = verify.get("rtlsim")
-    report["fifo_depths"] = extra.get("fifo_depths")
-    report["fifo_sizing"] = extra.get("fifo_sizing")
+    report["fifo_depths"] = rec.fifo_depths
+    report["fifo_sizing"] = rec.fifo_sizing
     return report
 
 

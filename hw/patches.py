@@ -17,7 +17,7 @@ Two kinds:
   cycle where it is valid, so outputs and cycle counts are unchanged:
   tests/hw/test_recode.py compares modules port by port, tests/hw/test_rtlsim.py
   the stitched accelerator, with FINN's code (hw.rtlsim(..., finn_rtl=True)). What
-  each recoding gains is measured by `make bench` (README, "Simulation speed").
+  each recoding gains is measured by `make bench` (README, "Cycle-accurate simulation").
 """
 from __future__ import annotations
 

@@ -58,12 +58,12 @@ def train(cfg: TrainConfig, out: Path, progress=None) -> dict:
     t0 = time.time()
     if inq_run:
         return _train_inq(cfg, model, out, progress, t0, (train_s, val_s, test_s))
-    history, best = _fit(cfg, model, cfg.epochs, cfg.lr, progress, (train_s, val_s), f"train {cfg.name}")
+    history, best = fit(cfg, model, cfg.epochs, cfg.lr, progress, (train_s, val_s), f"train {cfg.name}")
     model.load_state_dict(best["state"])
     return _finish(cfg, model, out, best, history, test_s, t0)
 
 
-def _fit(cfg: TrainConfig, model: nn.Module, epochs: int, lr: float, progress, data, label: str,
+def fit(cfg: TrainConfig, model: nn.Module, epochs: int, lr: float, progress, data, label: str,
          after_step=None, penalty=None, params=None) -> tuple[list, dict]:
     """Adam with cosine decay; validation each epoch; the best epoch's state.
     after_step(): called after each optimizer step (masks, frozen weights); penalty():
@@ -117,13 +117,13 @@ def _train_inq(cfg, model, out, progress, t0, data):
     train_s, val_s, test_s = data
     pre = int(cfg.extra.get("inq_pretrain_epochs", max(1, cfg.epochs // 2)))
     retrain = int(cfg.extra.get("inq_retrain_epochs", max(1, (cfg.epochs - pre) // 3)))
-    history, best = _fit(cfg, model, pre, cfg.lr, progress, (train_s, val_s), f"train {cfg.name} (float)")
+    history, best = fit(cfg, model, pre, cfg.lr, progress, (train_s, val_s), f"train {cfg.name} (float)")
     model.load_state_dict(best["state"])
     inq = INQ(model)
     for share in DEFAULT_SCHEDULE:
         inq.quantize_share(share)
         if share < 1.0:
-            h, _ = _fit(cfg, model, retrain, cfg.lr * 0.1, progress, (train_s, val_s),
+            h, _ = fit(cfg, model, retrain, cfg.lr * 0.1, progress, (train_s, val_s),
                         f"INQ {share:.1%} frozen", after_step=inq.restore)
             history += [{**e, "inq_share": share} for e in h]
     inq.restore()

@@ -120,7 +120,7 @@ def load_checkpoint(path: str | Path, name: str | None = None) -> tuple[nn.Modul
     return model, meta
 
 
-# MNIST test top-1 targets: Brevitas's published bnn_pynq figures (ANCHORS.md); relative ones
+# MNIST test top-1 targets: Brevitas's published bnn_pynq figures (README, "Models"); relative ones
 # against the float reference of the same architecture trained the same way
 PUBLISHED_TARGETS = {"tfc-w1a1": 93.17, "tfc-w2a2": 96.60, "sfc-w1a1": 97.81, "sfc-w2a2": 98.66,
                      "lfc-w1a1": 98.88}

@@ -24,6 +24,7 @@ from qonnx.transformation.infer_shapes import InferShapes
 from qonnx.util.cleanup import cleanup_model
 
 from ..config import BuildConfig
+from ..record import BuildRecord
 from ..errors import FlowError
 from ..transforms import (
     BipolarAsInt2,
@@ -64,7 +65,7 @@ class InputScale(torch.nn.Module):
         return self.module(x * self.scale)
 
 
-def _brevitas_module(cfg: BuildConfig) -> torch.nn.Module:
+def _brevitas_module(cfg: BuildConfig, rec: BuildRecord) -> torch.nn.Module:
     if cfg.module is not None:
         return cfg.module.eval()
     from models import ModelError, load_checkpoint, shipped_checkpoint
@@ -74,8 +75,8 @@ def _brevitas_module(cfg: BuildConfig) -> torch.nn.Module:
         module, meta = load_checkpoint(ckpt, cfg.model)
     except ModelError as exc:
         raise FlowError(str(exc)) from None
-    cfg.extra["checkpoint"] = str(ckpt)
-    cfg.extra["checkpoint_meta"] = {k: v for k, v in meta.items() if k != "history"}
+    rec.checkpoint = str(ckpt)
+    rec.checkpoint_meta = {k: v for k, v in meta.items() if k != "history"}
     return module
 
 
@@ -130,9 +131,9 @@ def check_lowerable(model: ModelWrapper, where: str) -> None:
                         "or keep them outside the exported network")
 
 
-def step_export(model, cfg: BuildConfig) -> ModelWrapper:
+def step_export(model, cfg: BuildConfig, rec: BuildRecord) -> ModelWrapper:
     """Brevitas module (zoo name, checkpoint or Python API) -> QONNX; or load --onnx."""
-    dst = cfg.path("steps", "00_export.onnx")
+    dst = rec.path("steps", "00_export.onnx")
     if cfg.onnx is not None:
         try:
             proto = onnx.load(str(cfg.onnx))
@@ -166,16 +167,16 @@ def step_export(model, cfg: BuildConfig) -> ModelWrapper:
 
     if not log.isEnabledFor(logging.INFO):  # torch's exporter logs at import; keep -v for that
         logging.getLogger("torch.onnx").setLevel(logging.ERROR)
-    module = InputScale(_brevitas_module(cfg), cfg.input_scale).eval()
-    cfg.extra["brevitas_module"] = module
+    module = InputScale(_brevitas_module(cfg, rec), cfg.input_scale).eval()
+    rec.brevitas_module = module
     example = torch.zeros(1, *_input_shape(cfg, module))
-    log_path = cfg.path("export.log")
+    log_path = rec.path("export.log")
     with open(log_path, "w") as fh, contextlib.redirect_stdout(fh), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
             # each try on a copy: a failed export leaves Brevitas layers in export mode
             export_qonnx(copy.deepcopy(module), example, export_path=str(dst))
-            cfg.extra["exporter"] = "torch.export"
+            rec.exporter = "torch.export"
         except Exception as first:
             # torch 2.13's default exporter traces with torch.export, under which Brevitas's quant
             # layers hand on plain tensors: code that adds QuantTensors (residual blocks, e.g.
@@ -188,7 +189,7 @@ def step_export(model, cfg: BuildConfig) -> ModelWrapper:
                 raise FlowError(f"the module does not export to QONNX (torch.export: "
                                 f"{_first_line(first)}; TorchScript exporter: {_first_line(second)}); "
                                 "check that its forward runs on a zero input of the declared shape") from None
-            cfg.extra["exporter"] = "torchscript"
+            rec.exporter = "torchscript"
     return ModelWrapper(str(dst))
 
 
@@ -210,7 +211,7 @@ def add_custom_opset_imports(proto: onnx.ModelProto) -> None:
 
 
 def _input_shape(cfg: BuildConfig, module) -> tuple[int, ...]:
-    shape = cfg.extra.get("input_shape")
+    shape = cfg.input_shape
     if shape is not None:
         return tuple(shape)
     declared = next((m.in_shape for m in module.modules() if isinstance(getattr(m, "in_shape", None), tuple)), None)
@@ -222,7 +223,7 @@ def _input_shape(cfg: BuildConfig, module) -> tuple[int, ...]:
     return (first.in_features,)
 
 
-def step_qonnx_to_finn(model: ModelWrapper, cfg: BuildConfig) -> ModelWrapper:
+def step_qonnx_to_finn(model: ModelWrapper, cfg: BuildConfig, rec: BuildRecord) -> ModelWrapper:
     """QONNX cleanup, input datatype annotation, ConvertQONNXtoFINN."""
     from finn.transformation.qonnx.convert_qonnx_to_finn import ConvertQONNXtoFINN
 
@@ -233,13 +234,13 @@ def step_qonnx_to_finn(model: ModelWrapper, cfg: BuildConfig) -> ModelWrapper:
     iname = model.graph.input[0].name
     annotated = model.get_tensor_datatype(iname)
     if annotated.is_integer():
-        cfg.extra["input_dtype"] = annotated.name
+        rec.input_dtype = annotated.name
     else:
         model.set_tensor_datatype(iname, DataType[cfg.input_dtype])
-        cfg.extra["input_dtype"] = cfg.input_dtype
+        rec.input_dtype = cfg.input_dtype
     if any(n.op_type in QONNX_OPS for n in model.graph.node):
-        cfg.extra["qonnx_model"] = True
-        model.save(str(cfg.path("qonnx_clean.onnx")))
+        rec.qonnx_model = True
+        model.save(str(rec.path("qonnx_clean.onnx")))
         model = model.transform(ConvertQONNXtoFINN())
         # FINN stores the quantizers' thresholds in float32; recompute them in float64
         model = model.transform(PreciseQuantThresholds())
@@ -255,7 +256,7 @@ def set_float_precision(model: ModelWrapper, dtype) -> ModelWrapper:
     return model
 
 
-def step_float64(model: ModelWrapper, cfg: BuildConfig) -> ModelWrapper:
+def step_float64(model: ModelWrapper, cfg: BuildConfig, rec: BuildRecord) -> ModelWrapper:
     """Ours: streamline in float64. FINN folds scales, biases and batch norms into thresholds
     in the parameters' own precision; in float32 a threshold moves by up to ~1e-4 at the
     accumulator's scale, enough to put a value on the wrong side of a rounding boundary
@@ -276,7 +277,7 @@ def _remove_identity_reshapes(model: ModelWrapper) -> ModelWrapper:
     return model
 
 
-def step_tidy_up(model: ModelWrapper, cfg: BuildConfig) -> ModelWrapper:
+def step_tidy_up(model: ModelWrapper, cfg: BuildConfig, rec: BuildRecord) -> ModelWrapper:
     model = model.transform(InferShapes())
     model = model.transform(FoldConstants())
     model = _remove_identity_reshapes(model)
@@ -287,7 +288,7 @@ def step_tidy_up(model: ModelWrapper, cfg: BuildConfig) -> ModelWrapper:
     return model
 
 
-def step_streamline(model: ModelWrapper, cfg: BuildConfig) -> ModelWrapper:
+def step_streamline(model: ModelWrapper, cfg: BuildConfig, rec: BuildRecord) -> ModelWrapper:
     """FINN's streamlining (exact identity removal): float scales and biases moved into the thresholds."""
     import finn.transformation.streamline.absorb as absorb
     from finn.transformation.streamline.reorder import MakeMaxPoolNHWC
@@ -382,7 +383,7 @@ def _global_pool_as_sum(model: ModelWrapper) -> ModelWrapper:
     return model.transform(InferDataLayouts()).transform(absorb.AbsorbTransposeIntoFlatten())
 
 
-def step_round_half_even(model: ModelWrapper, cfg: BuildConfig) -> ModelWrapper:
+def step_round_half_even(model: ModelWrapper, cfg: BuildConfig, rec: BuildRecord) -> ModelWrapper:
     """Ours: integer thresholds with Brevitas's half-to-even ties (flow.transforms)."""
     if not cfg.exact_rounding:
         return set_float_precision(model, np.float32)
@@ -390,14 +391,14 @@ def step_round_half_even(model: ModelWrapper, cfg: BuildConfig) -> ModelWrapper:
     return set_float_precision(model.transform(InferDataTypes()), np.float32)
 
 
-def step_bipolar_as_int2(model: ModelWrapper, cfg: BuildConfig) -> ModelWrapper:
+def step_bipolar_as_int2(model: ModelWrapper, cfg: BuildConfig, rec: BuildRecord) -> ModelWrapper:
     """Ours, with --binary-impl dsp: bipolar activations and weights relabelled as INT2
     (flow.transforms.bipolar_as_int2), so FINN maps binary layers onto its DSP-based RTL
     matrix unit; with the default (xnor) the graph is left as it is."""
     if cfg.binary_impl != "dsp":
         return model
     model = model.transform(BipolarAsInt2())
-    cfg.extra["bipolar_as_int2"] = model.get_metadata_prop("qnnflow_bipolar_as_int2")
+    rec.bipolar_as_int2 = model.get_metadata_prop("qnnflow_bipolar_as_int2")
     kept = model.get_metadata_prop("qnnflow_bipolar_kept")
     if kept:
         log.warning("--binary-impl dsp: bipolar thresholds not in the streamlined -1/+1 form stay BIPOLAR: %s", kept)
@@ -408,19 +409,19 @@ def step_bipolar_as_int2(model: ModelWrapper, cfg: BuildConfig) -> ModelWrapper:
     return model.transform(InferDataTypes())
 
 
-def step_remove_identity_thresholds(model: ModelWrapper, cfg: BuildConfig) -> ModelWrapper:
+def step_remove_identity_thresholds(model: ModelWrapper, cfg: BuildConfig, rec: BuildRecord) -> ModelWrapper:
     """Ours: drop thresholds that return their input (an input quantizer on the input's own grid)."""
     before = len(model.graph.node)
     model = model.transform(RemoveIdentityThresholds())
-    cfg.extra["identity_thresholds_removed"] = before - len(model.graph.node)
+    rec.identity_thresholds_removed = before - len(model.graph.node)
     return model.transform(InferDataTypes())
 
 
-def step_split_float_tail(model: ModelWrapper, cfg: BuildConfig) -> ModelWrapper:
+def step_split_float_tail(model: ModelWrapper, cfg: BuildConfig, rec: BuildRecord) -> ModelWrapper:
     """Ours: keep the final float scale in software; the graph now ends in integers."""
     model, tail = split_float_tail(model)
-    tail.save(cfg.path("float_tail.npz"))
-    cfg.extra["float_tail"] = tail.describe()
+    tail.save(rec.path("float_tail.npz"))
+    rec.float_tail = tail.describe()
     out = model.graph.output[0].name
     if not model.get_tensor_datatype(out).is_integer():
         prod = model.find_producer(out)
@@ -430,16 +431,16 @@ def step_split_float_tail(model: ModelWrapper, cfg: BuildConfig) -> ModelWrapper
     return model
 
 
-def step_split_layout_head(model: ModelWrapper, cfg: BuildConfig) -> ModelWrapper:
+def step_split_layout_head(model: ModelWrapper, cfg: BuildConfig, rec: BuildRecord) -> ModelWrapper:
     """Ours: keep the data-movement ops on the graph input (conv lowering's NCHW -> NHWC
     Transpose) in software; the accelerator's input is their output (layout_head.npz)."""
     model, head = split_layout_head(model)
-    head.save(cfg.path("layout_head.npz"))
-    cfg.extra["layout_head"] = head.describe()
+    head.save(rec.path("layout_head.npz"))
+    rec.layout_head = head.describe()
     return model.transform(RemoveUnusedTensors())
 
 
-def step_insert_topk(model: ModelWrapper, cfg: BuildConfig) -> ModelWrapper:
+def step_insert_topk(model: ModelWrapper, cfg: BuildConfig, rec: BuildRecord) -> ModelWrapper:
     """With --topk K: end the integer graph in TopK (FINN's LabelSelect in hardware), so the
     accelerator outputs the K best class indices. The float tail stays in software and does
     not change the ranking only if it is one positive scale and one bias for all classes."""
@@ -447,7 +448,7 @@ def step_insert_topk(model: ModelWrapper, cfg: BuildConfig) -> ModelWrapper:
 
     if not cfg.topk:
         return model
-    tail = FloatTail.load(cfg.path("float_tail.npz"))
+    tail = FloatTail.load(rec.path("float_tail.npz"))
     bad = [f"{op} by {c.size} different values" if np.unique(c).size > 1 else f"{op} by {float(c.flat[0]):g}"
            for op, c in tail.ops
            if np.unique(c).size > 1 or (op in ("Mul", "Div") and float(c.flat[0]) <= 0)]

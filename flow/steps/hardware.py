@@ -15,6 +15,7 @@ from qonnx.transformation.infer_datatypes import InferDataTypes
 from qonnx.transformation.infer_shapes import InferShapes
 
 from ..config import BuildConfig
+from ..record import BuildRecord
 from ..errors import FlowError
 
 log = logging.getLogger(__name__)
@@ -27,7 +28,7 @@ def _is_hw(node) -> bool:
     return node.domain.startswith("finn.custom_op.fpgadataflow")
 
 
-def step_convert_to_hw(model: ModelWrapper, cfg: BuildConfig) -> ModelWrapper:
+def step_convert_to_hw(model: ModelWrapper, cfg: BuildConfig, rec: BuildRecord) -> ModelWrapper:
     """Standalone thresholds (never Requant: it would round half-up), then matrix units."""
     import finn.transformation.fpgadataflow.convert_to_hw as to_hw
     from finn.transformation.fpgadataflow.convert_to_hw.binary_matrix_vector_activation import (
@@ -92,7 +93,7 @@ def _infer_joins_and_forks(model: ModelWrapper) -> ModelWrapper:
     return model
 
 
-def step_minimize_bit_width(model: ModelWrapper, cfg: BuildConfig) -> ModelWrapper:
+def step_minimize_bit_width(model: ModelWrapper, cfg: BuildConfig, rec: BuildRecord) -> ModelWrapper:
     """FINN's weight/accumulator width minimisation and threshold rounding/clipping."""
     from finn.transformation.fpgadataflow.minimize_accumulator_width import MinimizeAccumulatorWidth
     from finn.transformation.fpgadataflow.minimize_weight_bit_width import MinimizeWeightBitWidth
@@ -110,20 +111,20 @@ def step_minimize_bit_width(model: ModelWrapper, cfg: BuildConfig) -> ModelWrapp
     return narrow_weight_types(model.transform(InferDataTypes()), cfg)
 
 
-def step_create_dataflow_partition(model: ModelWrapper, cfg: BuildConfig) -> ModelWrapper:
+def step_create_dataflow_partition(model: ModelWrapper, cfg: BuildConfig, rec: BuildRecord) -> ModelWrapper:
     """One StreamingDataflowPartition; the parent graph is saved as dataflow_parent.onnx."""
     from finn.transformation.fpgadataflow.create_dataflow_partition import CreateDataflowPartition
 
-    parent = model.transform(CreateDataflowPartition(partition_model_dir=str(cfg.path("partitions"))))
+    parent = model.transform(CreateDataflowPartition(partition_model_dir=str(rec.path("partitions"))))
     sdps = parent.get_nodes_by_op_type("StreamingDataflowPartition")
     if len(sdps) != 1:
         raise FlowError(f"expected one dataflow partition, got {len(sdps)}; "
                         "non-hardware layers sit between hardware layers")
-    parent.save(str(cfg.path("dataflow_parent.onnx")))
+    parent.save(str(rec.path("dataflow_parent.onnx")))
     return ModelWrapper(getCustomOp(sdps[0]).get_nodeattr("model"))
 
 
-def step_prefer_rtl(model: ModelWrapper, cfg: BuildConfig) -> ModelWrapper:
+def step_prefer_rtl(model: ModelWrapper, cfg: BuildConfig, rec: BuildRecord) -> ModelWrapper:
     """Ask for RTL everywhere: only RTL layers simulate without Vivado."""
     for node in model.graph.node:
         inst = getCustomOp(node)
@@ -168,7 +169,7 @@ def narrow_weight_types(model: ModelWrapper, cfg: BuildConfig) -> ModelWrapper:
     return model
 
 
-def step_specialize_layers(model: ModelWrapper, cfg: BuildConfig) -> ModelWrapper:
+def step_specialize_layers(model: ModelWrapper, cfg: BuildConfig, rec: BuildRecord) -> ModelWrapper:
     from finn.transformation.fpgadataflow.specialize_layers import SpecializeLayers
 
     model = model.transform(SpecializeLayers(cfg.fpga_part))
@@ -177,7 +178,7 @@ def step_specialize_layers(model: ModelWrapper, cfg: BuildConfig) -> ModelWrappe
     return model.transform(InferDataTypes())
 
 
-def step_open_rtl(model: ModelWrapper, cfg: BuildConfig) -> ModelWrapper:
+def step_open_rtl(model: ModelWrapper, cfg: BuildConfig, rec: BuildRecord) -> ModelWrapper:
     """Layers FINN has only in HLS move onto qnnflow's own RTL cores (hw/ops, hw/rtl) where
     one implements them, so that the whole accelerator simulates with Verilator."""
     from hw.ops import open_rtl_layers
@@ -187,9 +188,9 @@ def step_open_rtl(model: ModelWrapper, cfg: BuildConfig) -> ModelWrapper:
     model, moved, kept = open_rtl_layers(model)
     model = model.transform(GiveUniqueNodeNames())  # names follow the new op types
     ours = {cls.__name__ for cls in OPEN_CORES.values()}
-    cfg.extra["open_rtl_layers"] = {n.name: n.op_type for n in model.graph.node if n.op_type in ours}
+    rec.open_rtl_layers = {n.name: n.op_type for n in model.graph.node if n.op_type in ours}
     hls = [f"{n.name}" for n in model.graph.node if n.op_type.endswith("_hls")]
-    cfg.extra["hls_layers"] = hls
+    rec.hls_layers = hls
     if hls:
         log.warning("layers without an RTL implementation (HLS only, need Vivado to synthesise "
                     "or simulate): %s%s", ", ".join(hls),
@@ -197,7 +198,7 @@ def step_open_rtl(model: ModelWrapper, cfg: BuildConfig) -> ModelWrapper:
     return model
 
 
-def step_set_folding(model: ModelWrapper, cfg: BuildConfig) -> ModelWrapper:
+def step_set_folding(model: ModelWrapper, cfg: BuildConfig, rec: BuildRecord) -> ModelWrapper:
     """Fold to --fps with FINN's SetFolding, or apply a FINN folding JSON (--folding)."""
     from finn.transformation.fpgadataflow.set_folding import SetFolding
     from finn.transformation.general import ApplyConfig
@@ -218,7 +219,7 @@ def step_set_folding(model: ModelWrapper, cfg: BuildConfig) -> ModelWrapper:
     model = _window_aligned_simd(model)
     model = _no_single_fold_mvau(model)
     model = model.transform(GiveUniqueNodeNames())
-    extract_model_config_to_json(model, str(cfg.path("folding_config.json")), FOLDING_ATTRS)
+    extract_model_config_to_json(model, str(rec.path("folding_config.json")), FOLDING_ATTRS)
     return model
 
 
@@ -321,7 +322,7 @@ def _fold_open_cores_as_hls(model: ModelWrapper, transform) -> ModelWrapper:
     return restore(folded)
 
 
-def step_estimates(model: ModelWrapper, cfg: BuildConfig) -> ModelWrapper:
+def step_estimates(model: ModelWrapper, cfg: BuildConfig, rec: BuildRecord) -> ModelWrapper:
     """FINN's analytical estimates: cycles per layer, resources, fps and latency."""
     from finn.analysis.fpgadataflow.dataflow_performance import dataflow_performance
     from finn.analysis.fpgadataflow.exp_cycles_per_layer import exp_cycles_per_layer
@@ -343,12 +344,12 @@ def step_estimates(model: ModelWrapper, cfg: BuildConfig) -> ModelWrapper:
         "latency_ns": int(perf["critical_path_cycles"]) * cfg.clk_period_ns,
         "clock_mhz": float(cfg.clock_mhz),
     }
-    (cfg.path("estimates.json")).write_text(json.dumps(est, indent=2, default=float))
-    cfg.extra["estimates"] = est
+    (rec.path("estimates.json")).write_text(json.dumps(est, indent=2, default=float))
+    rec.estimates = est
     return model
 
 
-def step_hw_codegen(model: ModelWrapper, cfg: BuildConfig) -> ModelWrapper:
+def step_hw_codegen(model: ModelWrapper, cfg: BuildConfig, rec: BuildRecord) -> ModelWrapper:
     """FINN's per-layer code generation (as PrepareIP) for the RTL layers: Verilog wrappers
     and memory files, no Vivado needed. HLS layers get their C++ in `qnnflow bitstream`,
     where Vitis HLS compiles it; generating it here would only expose FINN's HLS-template
@@ -357,7 +358,7 @@ def step_hw_codegen(model: ModelWrapper, cfg: BuildConfig) -> ModelWrapper:
 
     from ..finn_compat import finn_build_dir
 
-    with finn_build_dir(cfg.path("codegen")):
+    with finn_build_dir(rec.path("codegen")):
         for node in model.graph.node:
             if not node.op_type.endswith("_rtl"):
                 continue

@@ -4,8 +4,8 @@ FINN's MultiThreshold counts `x >= T`, so a value landing exactly on a threshold
 rounds *up* (half-up); FINN's RoundAndClipThresholds then takes `ceil(T)` for
 integer inputs. Brevitas quantizes with `torch.round`, which rounds half to
 *even*. The two disagree exactly when an integer input lands on a tie, which is
-common at the input quantizer (FINDINGS.md: 1,403 of 10,000 MNIST images for
-Brevitas's TFC-2w2a input scaling).
+common at the input quantizer (8-bit pixels times a power-of-two scale land on
+half-integers; README, "What a build contains", gives the counts).
 
 Contract: for every MultiThreshold (or Thresholding) node whose input datatype is
 an integer, replace each threshold T_j (j = 1..n, crossing from output level

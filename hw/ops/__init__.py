@@ -8,24 +8,18 @@ step that moves HLS layers onto them.
 """
 from __future__ import annotations
 
-from .base import DOMAIN, GENERIC_DOMAIN, OpenRTLBackend
+from .base import DOMAIN, GENERIC_DOMAIN, OPEN_CORES, OpenRTLBackend
+# each module registers its cores (@open_core) when imported; a new core is one module
+# here (its class, on a core in hw/rtl/) plus its import below
 from .joins import AddStreams_rtl, DuplicateStreams_rtl, StreamingConcat_rtl
 from .labelselect import LabelSelect_rtl
 from .mvu_binary import MVAU_binary_rtl
 from .pool import GlobalAccPool_rtl, Pool_rtl
 from .vvu import VVAU_int_rtl
 
-# FINN HLS op type -> our RTL op replacing it
-OPEN_CORES: dict[str, type[OpenRTLBackend]] = {
-    "LabelSelect_hls": LabelSelect_rtl,
-    "MVAU_hls": MVAU_binary_rtl,
-    "Pool_hls": Pool_rtl,
-    "DuplicateStreams_hls": DuplicateStreams_rtl,
-    "ElementwiseAdd_hls": AddStreams_rtl,
-    "GlobalAccPool_hls": GlobalAccPool_rtl,
-    "VVAU_hls": VVAU_int_rtl,
-    "StreamingConcat_hls": StreamingConcat_rtl,
-}
+__all__ = ["OPEN_CORES", "AddStreams_rtl", "DuplicateStreams_rtl", "GlobalAccPool_rtl", "LabelSelect_rtl",
+           "MVAU_binary_rtl", "OpenRTLBackend", "Pool_rtl", "StreamingConcat_rtl", "VVAU_int_rtl", "open_rtl_layers",
+           "register"]
 
 _registered = False
 

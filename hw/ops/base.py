@@ -17,6 +17,21 @@ DOMAIN = "finn.custom_op.fpgadataflow.rtl"
 GENERIC_DOMAIN = "finn.custom_op.fpgadataflow"  # FINN's abstract HW layers (python execution)
 
 
+# FINN HLS op type -> our RTL op replacing it; filled by @open_core as hw/ops' modules load
+OPEN_CORES: dict[str, type["OpenRTLBackend"]] = {}
+
+
+def open_core(hls_op_type: str):
+    """Register the decorated OpenRTLBackend class as the RTL core for FINN's `hls_op_type`
+    (one core per HLS op; the flow step open_rtl moves such layers onto it)."""
+    def register(cls):
+        if hls_op_type in OPEN_CORES:
+            raise ValueError(f"{hls_op_type} already has a core ({OPEN_CORES[hls_op_type].__name__})")
+        OPEN_CORES[hls_op_type] = cls
+        return cls
+    return register
+
+
 class Raw(str):
     """A core parameter value written into the wrapper as a Verilog expression, unquoted
     (e.g. a memory file name built from the wrapper's MEM_PATH)."""

@@ -15,9 +15,10 @@ from finn.custom_op.fpgadataflow.elementwise_binary import ElementwiseAdd
 
 from finn.custom_op.fpgadataflow.rtlbackend import RTLBackend
 
-from .base import OpenRTLBackend, Raw
+from .base import OpenRTLBackend, open_core, Raw
 
 
+@open_core("DuplicateStreams_hls")
 class DuplicateStreams_rtl(DuplicateStreams, OpenRTLBackend):
     CORE = "qnn_dup_streams"
     CORE_FILES = ("qnn_dup_streams.sv",)
@@ -36,6 +37,7 @@ class AddStreams(ElementwiseAdd):
     """FINN's ElementwiseAdd under this op's generic name (FINN's python execution)."""
 
 
+@open_core("ElementwiseAdd_hls")
 class AddStreams_rtl(ElementwiseAdd, OpenRTLBackend):
     CORE = "qnn_add_streams"
     CORE_FILES = ("qnn_add_streams.sv",)
@@ -80,6 +82,7 @@ class AddStreams_rtl(ElementwiseAdd, OpenRTLBackend):
         return int(super().get_exp_cycles())
 
 
+@open_core("StreamingConcat_hls")
 class StreamingConcat_rtl(StreamingConcat, OpenRTLBackend):
     """FINN's StreamingConcat (channels of N streams, one after the other per pixel) on
     hw/rtl/qnn_concat.sv. The wrapper extends each input's elements to the output type's

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 from finn.custom_op.fpgadataflow.labelselect import LabelSelect
 
-from .base import OpenRTLBackend
+from .base import OpenRTLBackend, open_core
 
 
+@open_core("LabelSelect_hls")
 class LabelSelect_rtl(LabelSelect, OpenRTLBackend):
     CORE = "qnn_label_select"
     CORE_FILES = ("qnn_label_select.sv",)

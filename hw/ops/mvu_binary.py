@@ -24,7 +24,7 @@ import numpy as np
 from finn.custom_op.fpgadataflow.matrixvectoractivation import MVAU
 from qonnx.core.datatype import DataType
 
-from .base import OpenRTLBackend
+from .base import OpenRTLBackend, open_core
 from .memfiles import activation_params, rom_unsupported, hex_words, threshold_words, thresholds_unsupported
 
 
@@ -54,6 +54,7 @@ class MVAU_binary(MVAU):
     """FINN's MVAU under this op's generic name (FINN's python execution)."""
 
 
+@open_core("MVAU_hls")
 class MVAU_binary_rtl(MVAU, OpenRTLBackend):
     CORE = "qnn_mvu_binary"
     CORE_FILES = ("qnn_mvu_binary.sv", "qnn_mvu_binary_addtree.sv")

@@ -12,11 +12,12 @@ import numpy as np
 from finn.custom_op.fpgadataflow.globalaccpool import GlobalAccPool
 from finn.custom_op.fpgadataflow.pool import Pool
 
-from .base import OpenRTLBackend
+from .base import OpenRTLBackend, open_core
 
 FUNCTIONS = ("MaxPool", "QuantAvgPool", "AccPool")
 
 
+@open_core("Pool_hls")
 class Pool_rtl(Pool, OpenRTLBackend):
     CORE = "qnn_pool"
     CORE_FILES = ("qnn_pool.sv",)
@@ -61,6 +62,7 @@ class Pool_rtl(Pool, OpenRTLBackend):
         return None
 
 
+@open_core("GlobalAccPool_hls")
 class GlobalAccPool_rtl(GlobalAccPool, OpenRTLBackend):
     """FINN's GlobalAccPool (sum over all pixels per channel) on hw/rtl/qnn_global_acc_pool.sv."""
 

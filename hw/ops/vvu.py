@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from finn.custom_op.fpgadataflow.vectorvectoractivation import VVAU
 
-from .base import OpenRTLBackend
+from .base import OpenRTLBackend, open_core
 from .memfiles import activation_params, rom_unsupported, hex_words, signed_bits, threshold_words, thresholds_unsupported
 
 
@@ -25,6 +25,7 @@ class VVAU_int(VVAU):
     """FINN's VVAU under this op's generic name (FINN's python execution)."""
 
 
+@open_core("VVAU_hls")
 class VVAU_int_rtl(VVAU, OpenRTLBackend):
     CORE = "qnn_vvu"
     CORE_FILES = ("qnn_vvu.sv",)

@@ -134,7 +134,7 @@ def run_unit(u: Unit, work: Path, logs: Path, timeout: float) -> dict:
     stat.unlink(missing_ok=True)
     # synth_xilinx's own first step (begin) reads the primitive library and sets the
     # top; it is done here before read_slang, which needs the primitives as blackboxes,
-    # and synth_xilinx starts at its next step (reading the library twice costs ~1 s).
+    # and synth_xilinx starts at its next step (so the library is read once).
     script = "\n".join([
         "read_verilog -lib -specify +/xilinx/cells_sim.v",
         "read_verilog -lib +/xilinx/cells_xtra.v",

@@ -59,7 +59,7 @@ def run_yosys(args: list[str], cwd: Path, timeout: float) -> tuple[int, str]:
 
 def warm_up(cwd: Path) -> str:
     """`yosys -V` once before the real runs: the first call ever compiles the
-    WebAssembly module (~35 s, cached by YoWASP under ~/.cache/YoWASP), once rather
+    WebAssembly module (cached by YoWASP under ~/.cache/YoWASP), once rather
     than in every parallel job. Returns Yosys's version line."""
     rc, out = run_yosys(["-V"], cwd, DEFAULT_TIMEOUT_S)
     line = next((ln for ln in out.splitlines() if ln.startswith("Yosys ")), "")

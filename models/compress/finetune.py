@@ -11,15 +11,15 @@ import numpy as np
 import torch
 
 from ..data import load_mnist
-from ..train import TrainConfig, _fit, evaluate
+from ..train import TrainConfig, fit, evaluate
 from . import core
 
 
-def _data():
+def mnist_splits():
     return load_mnist("train"), load_mnist("val"), load_mnist("test")
 
 
-def _cfg(name: str, seed: int, lr: float, threads: int) -> TrainConfig:
+def train_config(name: str, seed: int, lr: float, threads: int) -> TrainConfig:
     torch.manual_seed(seed)
     np.random.seed(seed)
     torch.set_num_threads(threads)
@@ -34,17 +34,17 @@ def magnitude_prune(base, base_name: str, sparsity: float, prune_epochs: int = 6
     the mask fixed; the best validation epoch of the fine-tuning is kept."""
     t_start = time.time()
     model = copy.deepcopy(base).train()
-    train_s, val_s, test_s = _data()
-    cfg = _cfg(base_name, seed, lr, threads)
+    train_s, val_s, test_s = mnist_splits()
+    cfg = train_config(base_name, seed, lr, threads)
     steps = math.ceil(len(train_s.x) / cfg.batch_size)
     dt = max(1, int(prune_epochs * steps * 0.75) // updates)  # schedule ends at 3/4 of the pruning phase
     pruner = core.MagnitudePruner(model, sparsity, 0.0, t0=0, n=updates, dt=dt)
-    h1, _ = _fit(cfg, model, prune_epochs, lr, progress, (train_s, val_s), f"prune to {sparsity:.0%}",
+    h1, _ = fit(cfg, model, prune_epochs, lr, progress, (train_s, val_s), f"prune to {sparsity:.0%}",
                  after_step=pruner.step)
     pruner.apply()
     history = h1
     if finetune_epochs > 0:
-        h2, best = _fit(cfg, model, finetune_epochs, lr * 0.5, progress, (train_s, val_s), "fine-tune (mask fixed)",
+        h2, best = fit(cfg, model, finetune_epochs, lr * 0.5, progress, (train_s, val_s), "fine-tune (mask fixed)",
                         after_step=pruner.apply)
         model.load_state_dict(best["state"])
         history += [{**e, "phase": "finetune"} for e in h2]
@@ -69,12 +69,12 @@ def neuron_prune(base, base_name: str, tau: float = 7.5e-4, rel_threshold: float
     model = copy.deepcopy(base).train()
     if not isinstance(model, core.QuantMLP):
         raise core.ModelError(f"{base_name}: structured (neuron) pruning is implemented for the MLPs (tfc, sfc, lfc)")
-    train_s, val_s, test_s = _data()
-    cfg = _cfg(base_name, seed, lr, threads)
+    train_s, val_s, test_s = mnist_splits()
+    cfg = train_config(base_name, seed, lr, threads)
     # activation scales frozen: with them learnable, shrinking every neuron alike costs
     # nothing (the scales follow), and the lasso collapses whole layers instead of choosing
     trainable = [p for n, p in model.named_parameters() if ".act_quant." not in n and not n.startswith("input_quant")]
-    h1, _ = _fit(cfg, model, lasso_epochs, lr, progress, (train_s, val_s), f"group lasso (prox {tau:g})",
+    h1, _ = fit(cfg, model, lasso_epochs, lr, progress, (train_s, val_s), f"group lasso (prox {tau:g})",
                  after_step=core.group_lasso_prox(model, tau), params=trainable)
     keep = core.select_neurons(model, rel_threshold, multiple)
     norms = [n.detach().numpy().round(5).tolist() for n in core.neuron_norms(model)]
@@ -83,7 +83,7 @@ def neuron_prune(base, base_name: str, tau: float = 7.5e-4, rel_threshold: float
     net = small.model.train()
     history = h1
     if finetune_epochs > 0:
-        h2, best = _fit(cfg, net, finetune_epochs, lr * 0.5, progress, (train_s, val_s), "fine-tune (pruned)")
+        h2, best = fit(cfg, net, finetune_epochs, lr * 0.5, progress, (train_s, val_s), "fine-tune (pruned)")
         net.load_state_dict(best["state"])
         history += [{**e, "phase": "finetune"} for e in h2]
     net.eval()

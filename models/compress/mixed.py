@@ -23,10 +23,10 @@ from torch import nn
 
 from ..errors import ModelError
 from ..mlp import QuantMLP
-from ..train import _fit, evaluate
+from ..train import fit, evaluate
 from ..zoo import build_model, parse_name
 from . import core
-from .finetune import _cfg, _data
+from .finetune import train_config, mnist_splits
 
 CANDIDATES = (2, 3, 4, 5, 6, 8)
 
@@ -131,8 +131,8 @@ def search(base, base_name: str, budget_bits: int, epochs: int = 3, finetune_epo
     arch = parse_name(base_name).arch
     if budget_bits not in candidates:
         raise ModelError(f"budget {budget_bits} bits is not among the candidate widths {list(candidates)}")
-    train_s, val_s, test_s = _data()
-    cfg = _cfg(base_name, seed, lr, threads)
+    train_s, val_s, test_s = mnist_splits()
+    cfg = train_config(base_name, seed, lr, threads)
     relaxed = RelaxedMLP(base, candidates, costs)
     budget = relaxed.cost_of([budget_bits] * len(relaxed.layers))
 
@@ -140,7 +140,7 @@ def search(base, base_name: str, budget_bits: int, epochs: int = 3, finetune_epo
         return penalty * torch.relu(relaxed.expected_cost() / budget - 1.0)
 
     weights = [p for n, p in relaxed.named_parameters() if n != "alpha"]
-    h1, _ = _fit(cfg, relaxed, epochs, lr, progress, (train_s, val_s), f"mixed-precision search ({budget_bits}-bit budget)",
+    h1, _ = fit(cfg, relaxed, epochs, lr, progress, (train_s, val_s), f"mixed-precision search ({budget_bits}-bit budget)",
                  penalty=over_budget, params=[{"params": weights, "lr": lr}, {"params": [relaxed.alpha], "lr": alpha_lr}])
     bits = select(relaxed, budget)
     name = f"{arch}-mix:" + ",".join(f"w{b}a{acts}" for b in bits)
@@ -151,7 +151,7 @@ def search(base, base_name: str, budget_bits: int, epochs: int = 3, finetune_epo
     model.train()
     history = [{**e, "phase": "search"} for e in h1]
     if finetune_epochs > 0:
-        h2, best = _fit(cfg, model, finetune_epochs, lr * 0.5, progress, (train_s, val_s), f"fine-tune {name}")
+        h2, best = fit(cfg, model, finetune_epochs, lr * 0.5, progress, (train_s, val_s), f"fine-tune {name}")
         model.load_state_dict(best["state"])
         history += [{**e, "phase": "finetune"} for e in h2]
     model.eval()
@@ -170,12 +170,12 @@ def uniform(base, base_name: str, bits: int, finetune_epochs: int = 6, lr: float
     """The baseline at equal size: every layer at `bits`, fine-tuned as long as the mix."""
     t_start = time.time()
     model, name, _ = core._rebuild(base, base_name, f"w{bits}a{core.base_acts(base_name)}")
-    train_s, val_s, test_s = _data()
-    cfg = _cfg(base_name, seed, lr, threads)
+    train_s, val_s, test_s = mnist_splits()
+    cfg = train_config(base_name, seed, lr, threads)
     model.train()
     history = []
     if finetune_epochs > 0:
-        history, best = _fit(cfg, model, finetune_epochs, lr * 0.5, progress, (train_s, val_s), f"fine-tune {name}")
+        history, best = fit(cfg, model, finetune_epochs, lr * 0.5, progress, (train_s, val_s), f"fine-tune {name}")
         model.load_state_dict(best["state"])
     model.eval()
     info = {"method": "uniform", "bits": [bits] * len(core.weight_layers(model)), "finetune_epochs": finetune_epochs,

@@ -235,16 +235,17 @@ def test_topk_refuses_a_reordering_tail_and_bad_k(tmp_path):
     assert not (tmp_path / "b").exists()
     with pytest.raises(FlowError, match="--topk must be"):
         BuildConfig(out=tmp_path / "c", model="tfc-w2a2", topk=-1)
+    from flow.record import BuildRecord
     from flow.steps.frontend import step_insert_topk
     from flow.transforms.float_tail import FloatTail
 
     cfg = BuildConfig(out=tmp_path / "d", model="tfc-w2a2", topk=1)
-    cfg.work_dir = tmp_path
+    rec = BuildRecord(tmp_path)
     for tail, why in (([("Mul", np.array([0.5, 2.0], dtype=np.float32))], "Mul by 2 different values"),
                       ([("Mul", np.array([-0.5], dtype=np.float32))], "Mul by -0.5")):
         FloatTail(tail).save(tmp_path / "float_tail.npz")
         with pytest.raises(FlowError, match=why):
-            step_insert_topk(None, cfg)
+            step_insert_topk(None, cfg, rec)
 
 
 def test_power_of_two_weights_reaching_minus_128_build_all_rtl(tmp_path):

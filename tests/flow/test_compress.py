@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from flow.cli import main
-from flow.compress import _mismatch_total
+from flow.compress import mismatch_total
 from flow.compress_study import CLUSTER_METHODS, findings, markdown, plot
 
 
@@ -31,7 +31,7 @@ def test_share_builds_bit_exact(tmp_path):
     assert all(layer["distinct"] <= 8 for layer in s["compression"]["layers"])
     hw = s["hardware"]
     assert hw["samples"] == 200 and set(hw["mismatches"]) >= {"intsim", "rtlsim", "brevitas"}
-    assert _mismatch_total(hw) == 0 and all(hw["mismatches"][k] == 0 for k in INTEGER_STAGES)
+    assert mismatch_total(hw) == 0 and all(hw["mismatches"][k] == 0 for k in INTEGER_STAGES)
     assert s["storage"]["model_bits"] < s["storage"]["finn_weight_bits"]
     report = json.loads((out / "build" / "report.json").read_text())
     # the build was relocated with the folder: its checkpoint is the one next to it
@@ -51,7 +51,7 @@ def test_layer_without_positive_weights_builds(tmp_path):
     w = core.int_weights(core.weight_layers(model)[-1])
     assert (w.min(), w.max()) == (-1, 0)
     hw = _summary(out)["hardware"]
-    assert _mismatch_total(hw) == 0 and all(hw["mismatches"][k] == 0 for k in INTEGER_STAGES)
+    assert mismatch_total(hw) == 0 and all(hw["mismatches"][k] == 0 for k in INTEGER_STAGES)
 
 
 @pytest.mark.parametrize("argv,check", [
@@ -69,7 +69,7 @@ def test_trained_methods_build_bit_exact(tmp_path, argv, check):
     assert check(s), s["storage"]
     hw = s["hardware"]
     # integer stages exact; the float stages may only differ at explained float32 rounding ties
-    assert _mismatch_total(hw) == 0 and all(hw["mismatches"][k] == 0 for k in INTEGER_STAGES)
+    assert mismatch_total(hw) == 0 and all(hw["mismatches"][k] == 0 for k in INTEGER_STAGES)
     assert s["test_accuracy"] > 80.0
 
 

@@ -13,6 +13,7 @@ from brevitas_examples.bnn_pynq.models.resnet import QuantBasicBlock
 
 from flow.config import BuildConfig
 from flow.errors import FlowError
+from flow.record import BuildRecord
 from flow.steps import frontend as fe
 
 
@@ -36,28 +37,27 @@ class SmallResNet(torch.nn.Module):
 
 
 def _export(module, tmp_path, shape):
-    cfg = BuildConfig(out=tmp_path / "b", module=module)
-    cfg.extra["input_shape"] = shape
-    cfg.work_dir = tmp_path / "work"
-    (cfg.work_dir / "steps").mkdir(parents=True)
-    model = fe.step_export(None, cfg)
-    return cfg, Counter(n.op_type for n in model.graph.node)
+    cfg = BuildConfig(out=tmp_path / "b", module=module, input_shape=shape)
+    rec = BuildRecord(tmp_path / "work")
+    (rec.work_dir / "steps").mkdir(parents=True)
+    model = fe.step_export(None, cfg, rec)
+    return rec, Counter(n.op_type for n in model.graph.node)
 
 
 def test_residual_quanttensor_adds_export(tmp_path):
     net = SmallResNet().eval()
-    cfg, ops = _export(net, tmp_path, (1, 28, 28))
-    assert cfg.extra["exporter"] == "torchscript"  # torch.export cannot trace the QuantTensor add
+    rec, ops = _export(net, tmp_path, (1, 28, 28))
+    assert rec.exporter == "torchscript"  # torch.export cannot trace the QuantTensor add
     assert ops["Add"] == 2 and ops["Conv"] == 6 and ops["Trunc"] == 1
-    onnx.checker.check_model(onnx.load(str(cfg.path("steps", "00_export.onnx"))))
+    onnx.checker.check_model(onnx.load(str(rec.path("steps", "00_export.onnx"))))
     # the failed first try did not leave the user's module in Brevitas's export mode
     assert isinstance(net.relu(torch.rand(1, 8, 4, 4)), QuantTensor)
 
 
 def test_plain_chains_keep_the_default_exporter(tmp_path):
     net = torch.nn.Sequential(qnn.QuantIdentity(bit_width=8), qnn.QuantLinear(16, 4, bias=False, weight_bit_width=4))
-    cfg, ops = _export(net.eval(), tmp_path, (16,))
-    assert cfg.extra["exporter"] == "torch.export" and ops["MatMul"] + ops["Gemm"] == 1
+    rec, ops = _export(net.eval(), tmp_path, (16,))
+    assert rec.exporter == "torch.export" and ops["MatMul"] + ops["Gemm"] == 1
 
 
 def test_module_that_exports_with_neither_exporter_is_one_line(tmp_path):

@@ -23,6 +23,7 @@ def build(tmp_path_factory) -> Path:
 
     from flow.config import BuildConfig
     from flow.pipeline import run_build
+    from flow.record import BuildRecord
     from flow.steps.rtl import step_insert_fifos, step_size_fifos
 
     out = tmp_path_factory.mktemp("rtlsim") / "build"
@@ -30,14 +31,14 @@ def build(tmp_path_factory) -> Path:
     steps = sorted((out / "steps").glob("[0-9][0-9]_*.onnx"))
     names = [p.stem[3:] for p in steps]
     cfg = BuildConfig(out=out, model="tfc-w2a2")
-    cfg.work_dir = out
+    rec = BuildRecord(out)
     model = ModelWrapper(str(steps[-1]))
     if "insert_fifos" not in names:  # until the flow runs these steps itself
-        model = step_insert_fifos(model, cfg)
+        model = step_insert_fifos(model, cfg, rec)
         model.save(str(out / "steps" / f"{len(steps):02d}_insert_fifos.onnx"))
         steps.append(out / "steps" / f"{len(steps):02d}_insert_fifos.onnx")
     if "size_fifos" not in names:
-        model = step_size_fifos(model, cfg)
+        model = step_size_fifos(model, cfg, rec)
         model.save(str(out / "steps" / f"{len(steps):02d}_size_fifos.onnx"))
     return out
 
