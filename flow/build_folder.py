@@ -46,14 +46,14 @@ def is_build(path: Path) -> bool:
 def _check_target(out: Path, force: bool) -> None:
     if not out.exists() and not out.is_symlink():
         return
-    if not force:
-        raise FlowError(f"build folder {out} exists; pass --force to replace it or choose another --out")
     if out.is_symlink() or not out.is_dir():
         raise FlowError(f"--out {out} is a file, not a build folder; --force replaces only a qnnflow build, "
                         "choose another --out")
     if not is_build(out):
         raise FlowError(f"--out {out} is a folder that is not a qnnflow build (no {BUILD_RECORD}); "
                         "--force replaces only a qnnflow build, choose another --out")
+    if not force:
+        raise FlowError(f"build folder {out} exists; pass --force to replace it or choose another --out")
 
 
 def _pid_alive(pid: int) -> bool:
@@ -272,11 +272,51 @@ def relocate(work: Path, final: Path) -> None:
                 p.write_text(text.replace(old, new))
 
 
+def read_record(p: Path) -> dict:
+    """A JSON object record of the build (build.json, report.json), or a one-line error."""
+    try:
+        data = json.loads(Path(p).read_text())
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise FlowError(f"{p} is corrupt ({str(exc).splitlines()[0][:100]}); "
+                        "rebuild with `qnnflow build ... --force`") from None
+    return data
+
+
 def load_build_config(build_dir: Path) -> dict:
+    """The build record (build.json), refused in one line when it is missing, corrupt or
+    lacks what verification needs."""
     p = Path(build_dir) / BUILD_RECORD
+    if not Path(build_dir).is_dir():
+        raise FlowError(f"{build_dir} is not a folder; give a qnnflow build folder (`qnnflow build --out`)")
     if not p.is_file():
         raise FlowError(f"{build_dir} is not a qnnflow build folder (no build.json); run `qnnflow build` first")
-    return json.loads(p.read_text())
+    info = read_record(p)
+    shape = info.get("input_shape")
+    problems = [k for k, ok in (
+        ("samples", isinstance(info.get("samples"), int) and not isinstance(info.get("samples"), bool)
+         and info["samples"] >= 1),
+        ("input_dtype", isinstance(info.get("input_dtype"), str)),
+        ("input_shape", isinstance(shape, list) and all(isinstance(d, int) and d >= 1 for d in shape)),
+    ) if not ok]
+    if problems:
+        raise FlowError(f"{p} is corrupt ({', '.join(problems)} missing or invalid); "
+                        "rebuild with `qnnflow build ... --force`")
+    return info
+
+
+def open_build(build_dir: Path) -> dict:
+    """A finished build for a command that reads it (verify, rtlsim, synth, bitstream):
+    its files match its manifest (else the changed ones are named) and its build record
+    is sound. Nothing is written."""
+    build_dir = Path(build_dir)
+    if not build_dir.exists():
+        raise FlowError(f"{build_dir} does not exist; run `qnnflow build --out {build_dir}` first")
+    if not is_build(build_dir):
+        raise FlowError(f"{build_dir} is not a qnnflow build folder (no build.json); run `qnnflow build` first")
+    check_manifest(build_dir)
+    return load_build_config(build_dir)
 
 
 def write_build_info(build_dir: Path, info: dict) -> None:

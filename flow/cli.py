@@ -38,10 +38,11 @@ def _cmd_verify(a) -> int:
     from .verify import verify_build
 
     build = Path(a.build_dir)
-    from .build_folder import load_build_config
+    from .build_folder import open_build
 
+    info = open_build(build)
     report = _read_report(build)
-    samples = a.samples or load_build_config(build)["samples"]
+    samples = a.samples or info["samples"]
     record = build / "verify" / f"{time.strftime('%Y%m%d-%H%M%S')}-n{samples}"
     if record.exists():
         raise FlowError(f"{record} exists (two verify runs in one second?); run it again")
@@ -56,19 +57,12 @@ def _cmd_verify(a) -> int:
 
 
 def _read_report(build: Path) -> dict:
-    import json
+    from .build_folder import read_record
 
     rp = build / "report.json"
     if not rp.is_file():
         raise FlowError(f"{build} has no report.json; run `qnnflow build` first")
-    try:
-        report = json.loads(rp.read_text())
-        if not isinstance(report, dict):
-            raise ValueError("not a JSON object")
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise FlowError(f"{rp} is corrupt ({str(exc).splitlines()[0][:100]}); "
-                        "rebuild with `qnnflow build ... --force`") from None
-    return report
+    return read_record(rp)
 
 
 def _cmd_train(a) -> int:
@@ -102,11 +96,11 @@ def _cmd_rtlsim(a) -> int:
     from hw import rtlsim
     from hw.errors import HwError
 
-    from .build_folder import load_build_config
+    from .build_folder import open_build
     from .verify import load_layout_head, verification_inputs
 
     build = Path(a.build_dir)
-    info = load_build_config(build)
+    info = open_build(build)
     x, _ = verification_inputs(build, info, a.samples or info["samples"])
     head = load_layout_head(build)
     if head is not None:
@@ -139,7 +133,9 @@ def _cmd_rtlsim(a) -> int:
 
 def _cmd_bitstream(a) -> int:
     from .bitstream import run_bitstream
+    from .build_folder import open_build
 
+    open_build(Path(a.build_dir))
     s = run_bitstream(Path(a.build_dir), a.board, force=a.force, jobs=a.jobs, console=console)
     r = s.get("results") or {}
     numbers = ", ".join(f"{k} {v}" for k, v in r.items())
@@ -157,7 +153,10 @@ def _cmd_synth(a) -> int:
     from hw.errors import HwError
     from hw.synth import synth_counts, synth_table
 
+    from .build_folder import open_build
+
     build = Path(a.build_dir)
+    open_build(build)
     try:
         result = synth_counts(build, per_layer=not a.top_only, top=True, jobs=a.jobs)
     except HwError as exc:
@@ -294,7 +293,7 @@ def _compress_parser(sub) -> None:
                                                            "and activations)")
         m.add_argument("--checkpoint", help="base checkpoint (default: the shipped one of --model)")
         m.add_argument("--seed", type=int, default=0)
-        m.add_argument("--samples", type=int, default=1000, help="verification samples of the build (default 1000)")
+        m.add_argument("--samples", type=_at_least(1), default=1000, help="verification samples of the build (default 1000)")
         m.add_argument("--out", required=True, help="output folder (written completely or not at all)")
         if name != "study":
             m.add_argument("--no-build", action="store_true", help="write the checkpoint only")
@@ -335,6 +334,40 @@ def _compress_parser(sub) -> None:
     m.add_argument("--no-build", action="store_true", help="accuracy and size only: no builds, no estimates")
 
 
+def _at_least(low: int):
+    """argparse type: an integer >= low (a bad value is argparse's one-line usage error)."""
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {low}, got {text!r}") from None
+        if v < low:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {low}, got {v}")
+        return v
+    parse.__name__ = f"integer >= {low}"
+    return parse
+
+
+def _real(what: str, ok):
+    """argparse type: a finite number for which ok(v) holds, described by `what`."""
+    import math
+
+    def parse(text: str) -> float:
+        try:
+            v = float(text)
+        except ValueError:
+            v = math.nan
+        if not math.isfinite(v) or not ok(v):
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}")
+        return v
+    parse.__name__ = what
+    return parse
+
+
+_fraction = _real("a probability in [0, 1]", lambda v: 0.0 <= v <= 1.0)
+_positive_float = _real("a finite number > 0", lambda v: v > 0)
+
+
 def make_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="qnnflow",
@@ -373,15 +406,15 @@ def make_parser() -> argparse.ArgumentParser:
 
     v = sub.add_parser("verify", help="re-run the verification chain of a finished build")
     v.add_argument("build_dir")
-    v.add_argument("--samples", type=int, help="number of MNIST test images (default: as built)")
+    v.add_argument("--samples", type=_at_least(1), help="number of MNIST test images (default: as built)")
     v.set_defaults(func=_cmd_verify)
 
     r = sub.add_parser("rtlsim", help="cycle-accurate Verilator simulation of a build's accelerator",
                        description="Stitch the build's RTL layers, compile with Verilator (cached), stream the "
                                    "verification inputs, compare with intsim, report cycles and throughput.")
     r.add_argument("build_dir")
-    r.add_argument("--samples", type=int, help="MNIST test images (default: the build's verification inputs)")
-    r.add_argument("--stall", type=float, default=0.0, help="probability of random input/output stalls per cycle")
+    r.add_argument("--samples", type=_at_least(1), help="MNIST test images (default: the build's verification inputs)")
+    r.add_argument("--stall", type=_fraction, default=0.0, help="probability of random input/output stalls per cycle")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--trace", action="store_true", help="write a waveform to BUILD/rtlsim/wave.{fst,vcd}")
     r.add_argument("--mvu", choices=["lanes", "exact"],
@@ -401,13 +434,13 @@ def make_parser() -> argparse.ArgumentParser:
     from hw.boards import BOARDS
 
     bs.add_argument("--board", help=f"target board (default: the build's): {', '.join(BOARDS)}")
-    bs.add_argument("--jobs", type=int, help="parallel Vivado/HLS jobs (default: all cores)")
+    bs.add_argument("--jobs", type=_at_least(1), help="parallel Vivado/HLS jobs (default: all cores)")
     bs.add_argument("--force", action="store_true", help="replace an existing DIR/bitstream and DIR/deploy")
     bs.set_defaults(func=_cmd_bitstream)
 
     sy = sub.add_parser("synth", help="open synthesis (Yosys, 7-series) cell counts per layer and design")
     sy.add_argument("build_dir")
-    sy.add_argument("--jobs", type=int, default=2, help="parallel Yosys runs (default 2)")
+    sy.add_argument("--jobs", type=_at_least(1), default=2, help="parallel Yosys runs (default 2)")
     sy.add_argument("--top-only", action="store_true", help="only the whole stitched design")
     sy.set_defaults(func=_cmd_synth)
 
@@ -426,14 +459,14 @@ def make_parser() -> argparse.ArgumentParser:
     be = sub.add_parser("bench", help="throughput of intsim vs onnxruntime and FINN python execution")
     be.add_argument("--out", default="build/bench")
     be.add_argument("--model", default="tfc-w2a2")
-    be.add_argument("--rounds", type=int, default=5)
+    be.add_argument("--rounds", type=_at_least(1), default=5)
     be.set_defaults(func=_cmd_bench)
 
     t = sub.add_parser("train", help="train a zoo model on MNIST (best-on-validation checkpoint)")
     t.add_argument("name", help="model name <arch>-<preset>, e.g. tfc-w2a2")
-    t.add_argument("--epochs", type=int, default=40)
-    t.add_argument("--lr", type=float, default=0.01)
-    t.add_argument("--batch-size", type=int, default=100)
+    t.add_argument("--epochs", type=_at_least(1), default=40)
+    t.add_argument("--lr", type=_positive_float, default=0.01)
+    t.add_argument("--batch-size", type=_at_least(1), default=100)
     t.add_argument("--dropout", type=float, default=0.1)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--out", help="checkpoint path (default build/train/NAME.pt)")
@@ -455,9 +488,13 @@ def main(argv: list[str] | None = None) -> int:
     if a.command is None:
         parser.print_help()
         return 2
+    from hw.errors import HwError
+    from models.errors import ModelError
+    from sim.errors import SimError
+
     try:
         return a.func(a)
-    except FlowError as exc:
+    except (FlowError, HwError, ModelError, SimError) as exc:
         console.print(f"[red]error:[/red] {exc}", soft_wrap=True, highlight=False)
         return 2
     except KeyboardInterrupt:

@@ -65,7 +65,17 @@ class BuildConfig:
             self.folding = Path(self.folding)
             if not self.folding.is_file():
                 raise FlowError(f"folding config {self.folding} does not exist")
+            read_folding(self.folding)
             self.target_fps = None
+        if self.checkpoint is not None and self.model is None:
+            raise FlowError("--checkpoint goes with --model (a zoo architecture); an --onnx file or a module "
+                            "already holds its weights")
+        if self.input_npy is not None:
+            if self.model is not None:
+                raise FlowError("--input gives verification inputs for --onnx (or Python API) builds; --model "
+                                "builds verify on MNIST test images")
+            self.input_npy = Path(self.input_npy)
+            load_inputs(self.input_npy)
 
     @property
     def fpga_part(self) -> str:
@@ -75,6 +85,53 @@ class BuildConfig:
     def clk_period_ns(self) -> float:
         return 1000.0 / float(self.clock_mhz)
 
+
+
+# folding attributes that count something: positive integers in a folding JSON
+_FOLDING_COUNTS = ("PE", "SIMD", "depth")
+
+
+def read_folding(path: Path) -> dict:
+    """A FINN folding JSON ({node name: {attribute: value}}, "Defaults" optional), checked
+    for form before any step runs; whether its names and factors fit the graph is
+    checked when it is applied (step set_folding)."""
+    import json
+
+    try:
+        cfg = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise FlowError(f"--folding {path} is not valid JSON ({exc}); write {{\"<node>\": {{\"PE\": 4, "
+                        "\"SIMD\": 8}}, ...}} as FINN's folding_config.json") from None
+    if not isinstance(cfg, dict) or not all(isinstance(v, dict) for v in cfg.values()):
+        raise FlowError(f"--folding {path} must map node names to attribute objects, e.g. "
+                        "{\"MVAU_rtl_0\": {\"PE\": 4, \"SIMD\": 8}} (a build's folding_config.json)")
+    for node, attrs in cfg.items():
+        for k in _FOLDING_COUNTS:
+            v = attrs.get(k)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+                raise FlowError(f"--folding {path}: {node} {k}={v!r}; {k} must be an integer >= 1")
+    return cfg
+
+
+def load_inputs(path: Path):
+    """--input: a readable .npy of finite integer values, one sample per row (or a single
+    sample), checked before any step runs; its size and range against the graph's input
+    are checked once the input is known (step qonnx_to_finn)."""
+    import numpy as np
+
+    if not Path(path).is_file():
+        raise FlowError(f"--input {path} does not exist; give a .npy file of integer inputs")
+    try:
+        x = np.load(path, allow_pickle=False)
+    except Exception as exc:  # noqa: BLE001 - numpy raises several types for bad files
+        raise FlowError(f"--input {path} is not a readable .npy file ({exc}); save it with numpy.save") from None
+    if not isinstance(x, np.ndarray) or x.dtype.kind not in "biuf":
+        raise FlowError(f"--input {path} holds {getattr(x, 'dtype', type(x))} values; it must hold numbers")
+    if x.size == 0:
+        raise FlowError(f"--input {path} is empty; it needs at least one sample")
+    if not np.all(np.isfinite(x)) or not np.array_equal(x, np.rint(x)):
+        raise FlowError(f"--input {path}: inputs must be integers; found non-integer values")
+    return x.reshape(len(x), -1) if x.ndim > 1 else x.reshape(1, -1)
 
 
 def _positive(value, option: str, hint: str) -> float:

@@ -137,18 +137,10 @@ def build_info(cfg: BuildConfig, rec: BuildRecord, model: ModelWrapper) -> dict:
     if cfg.onnx is not None or cfg.module is not None and (cfg.input_npy is not None or not_mnist):
         from qonnx.core.datatype import DataType
 
-        from .steps.frontend import integer_input_check
+        from .steps.frontend import check_inputs
 
         if cfg.input_npy is not None:
-            try:
-                x = np.load(cfg.input_npy)
-            except Exception as exc:
-                raise FlowError(f"--input {cfg.input_npy} is not a readable .npy file ({exc})") from None
-            x = x.reshape(len(x), -1) if x.ndim > 1 else x.reshape(1, -1)
-            if x.shape[1] != int(np.prod(ishape[1:])):
-                raise FlowError(f"--input {cfg.input_npy} has {x.shape[1]} values per sample; "
-                                f"the graph input {list(ishape)} needs {int(np.prod(ishape[1:]))}")
-            integer_input_check(x, info["input_dtype"], f"--input {cfg.input_npy}")
+            x = check_inputs(cfg.input_npy, ishape, info["input_dtype"])
         else:
             dt = DataType[info["input_dtype"]]
             rng = np.random.default_rng(0)

@@ -92,6 +92,8 @@ def load_checkpoint(path: str | Path, name: str | None = None) -> tuple[nn.Modul
     If `name` is given, a checkpoint of another architecture or preset is refused.
     """
     path = Path(path)
+    if path.is_dir():
+        raise ModelError(f"checkpoint {path} is a folder; give the checkpoint file (.pt)")
     if not path.is_file():
         raise ModelError(f"checkpoint {path} does not exist; check the path or train one with `qnnflow train`")
     try:
@@ -112,7 +114,11 @@ def load_checkpoint(path: str | Path, name: str | None = None) -> tuple[nn.Modul
         model = build_model(ck_name, **arch_kwargs)
     except ModelError as exc:
         raise ModelError(f"checkpoint {path}: {exc}") from None
-    missing, unexpected = model.load_state_dict(ckpt["state_dict"], strict=False)
+    try:
+        missing, unexpected = model.load_state_dict(ckpt["state_dict"], strict=False)
+    except (RuntimeError, TypeError, AttributeError) as exc:  # size mismatches, non-tensor entries
+        first = next((ln.strip() for ln in str(exc).splitlines()[1:] if ln.strip()), str(exc).strip())
+        raise ModelError(f"checkpoint {path} does not match {ck_name}: {first[:200]}") from None
     if missing or unexpected:
         raise ModelError(f"checkpoint {path} does not match {ck_name}: missing {list(missing)[:3]}, "
                          f"unexpected {list(unexpected)[:3]}")

@@ -161,6 +161,7 @@ def step_export(model, cfg: BuildConfig, rec: BuildRecord) -> ModelWrapper:
                 raise FlowError(f"ONNX file {cfg.onnx} is a QCDQ export that qonnx's QCDQToQuant cannot "
                                 f"convert ({exc.__class__.__name__}: {str(exc).strip()[:120]}); export it with "
                                 "brevitas.export.export_qonnx instead") from None
+        check_foreign_graph(model, cfg.onnx)
         model.save(str(dst))
         return ModelWrapper(str(dst))
     from brevitas.export import export_qonnx
@@ -198,6 +199,42 @@ def _first_line(exc: BaseException) -> str:
     return f"{exc.__class__.__name__}: {lines[0][:160]}" if lines else exc.__class__.__name__
 
 
+def check_foreign_graph(model: ModelWrapper, path) -> None:
+    """Refuse, by name and before any transformation, an --onnx graph the flow cannot
+    take: a symbolic or zero input dimension, a Quant node whose bit width is not a
+    whole number >= 1, or declared shapes that contradict the weights (ONNX shape
+    inference in strict mode, custom ops hidden as qonnx's InferShapes hides them).
+    A graph without any quantizer is refused after the lowering check (step
+    qonnx_to_finn), so that unsupported ops are listed first."""
+    import copy
+
+    from qonnx.transformation.infer_shapes import _hide_finn_ops
+
+    inp = model.graph.input[0]
+    dims = inp.type.tensor_type.shape.dim
+    if not dims or any(not d.HasField("dim_value") or d.dim_value < 1 for d in dims):
+        shown = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in dims]
+        raise FlowError(f"ONNX file {path}: input {inp.name} has shape {shown}; the flow needs a fixed shape "
+                        "with batch 1 (export with an example input of batch 1)")
+    for n in model.graph.node:
+        if n.op_type == "Quant" and len(n.input) > 3:
+            bits = model.get_initializer(n.input[3])
+            if bits is not None and (bits.size != 1 or float(bits) < 1 or float(bits) != int(float(bits))):
+                raise FlowError(f"ONNX file {path}: Quant node {n.name} has bit width {bits.ravel()[:3].tolist()}; "
+                                "the flow needs whole bit widths >= 1")
+    probe = copy.deepcopy(model)
+    _hide_finn_ops(probe)
+    try:
+        onnx.shape_inference.infer_shapes(probe.model, strict_mode=True)
+    except onnx.shape_inference.InferenceError as exc:
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        if "ShapeInferenceError" in msg:
+            shape = [d.dim_value for d in dims]
+            raise FlowError(f"ONNX file {path}: its declared shapes contradict each other (input {inp.name} "
+                            f"{shape}): {msg.split('Inference error(s): ')[-1][:200]}; export it again "
+                            "with the example input the model was built for") from None
+
+
 def add_custom_opset_imports(proto: onnx.ModelProto) -> None:
     """Declare every node domain the file uses but does not import (version 1).
 
@@ -229,6 +266,10 @@ def step_qonnx_to_finn(model: ModelWrapper, cfg: BuildConfig, rec: BuildRecord) 
 
     model = model.transform(InferShapes()).transform(ReduceMeanToGlobalAveragePool())
     check_lowerable(model, f"model {cfg.model or cfg.onnx or 'module'}")
+    if cfg.onnx is not None and not any(n.op_type in QONNX_OPS or n.op_type == "MultiThreshold"
+                                        for n in model.graph.node):
+        raise FlowError(f"ONNX file {cfg.onnx} has no quantizer (no Quant, BipolarQuant, Trunc or MultiThreshold "
+                        "node): it is a float model; export a Brevitas-quantized model with export_qonnx")
     model = cleanup_model(model)
     model = _remove_identity_reshapes(model.transform(InferShapes()))
     iname = model.graph.input[0].name
@@ -244,6 +285,8 @@ def step_qonnx_to_finn(model: ModelWrapper, cfg: BuildConfig, rec: BuildRecord) 
         model = model.transform(ConvertQONNXtoFINN())
         # FINN stores the quantizers' thresholds in float32; recompute them in float64
         model = model.transform(PreciseQuantThresholds())
+    if cfg.input_npy is not None:  # before the long steps: the inputs fit the graph's input
+        check_inputs(cfg.input_npy, model.get_tensor_shape(iname), rec.input_dtype)
     return model
 
 
@@ -461,6 +504,18 @@ def step_insert_topk(model: ModelWrapper, cfg: BuildConfig, rec: BuildRecord) ->
         raise FlowError(f"--topk {cfg.topk} exceeds the {classes} outputs of the model")
     model = model.transform(InsertTopK(k=cfg.topk))
     return model.transform(InferShapes()).transform(InferDataTypes())
+
+
+def check_inputs(path, ishape, dtype_name: str) -> np.ndarray:
+    """The --input samples, checked against the graph's input shape and datatype."""
+    from ..config import load_inputs
+
+    x = load_inputs(path)
+    n = int(np.prod(ishape[1:]))
+    if x.shape[1] != n:
+        raise FlowError(f"--input {path} has {x.shape[1]} values per sample; the graph input {list(ishape)} "
+                        f"needs {n}")
+    return integer_input_check(x, dtype_name, f"--input {path}")
 
 
 def integer_input_check(x: np.ndarray, dtype_name: str, what: str) -> np.ndarray:

@@ -198,18 +198,43 @@ def step_open_rtl(model: ModelWrapper, cfg: BuildConfig, rec: BuildRecord) -> Mo
     return model
 
 
+def _apply_folding(model: ModelWrapper, path) -> ModelWrapper:
+    """A --folding file applied (FINN's ApplyConfig), refused by name where it names no
+    node of the graph or folds a layer by factors that do not divide its dimensions."""
+    from finn.transformation.general import ApplyConfig
+
+    from ..config import read_folding
+
+    folding = read_folding(path)
+    names = [n.name for n in model.graph.node if _is_hw(n)]
+    unknown = sorted(set(folding) - set(names) - {"Defaults"})
+    if unknown:
+        raise FlowError(f"--folding {path} names {', '.join(unknown[:3])}, not a layer of this graph; its layers: "
+                        f"{', '.join(names)} (start from a build's folding_config.json)")
+    model = model.transform(ApplyConfig(str(path)))
+    for node in model.graph.node:
+        if node.name not in folding:
+            continue
+        inst = getCustomOp(node)
+        try:
+            inst.get_folded_input_shape()
+            inst.get_folded_output_shape()
+            inst.get_exp_cycles()
+        except Exception as exc:  # noqa: BLE001 - FINN asserts its folding requirements
+            given = ", ".join(f"{k}={v}" for k, v in folding[node.name].items())
+            raise FlowError(f"--folding {path}: {node.name} ({given}) does not fit the layer "
+                            f"({type(exc).__name__}: {str(exc).strip() or 'a factor does not divide its size'}); "
+                            "PE must divide its output channels and SIMD its input channels") from None
+    return model
+
+
 def step_set_folding(model: ModelWrapper, cfg: BuildConfig, rec: BuildRecord) -> ModelWrapper:
     """Fold to --fps with FINN's SetFolding, or apply a FINN folding JSON (--folding)."""
     from finn.transformation.fpgadataflow.set_folding import SetFolding
-    from finn.transformation.general import ApplyConfig
     from finn.util.config import extract_model_config_to_json
 
     if cfg.folding is not None:
-        try:
-            json.loads(cfg.folding.read_text())
-        except json.JSONDecodeError as exc:
-            raise FlowError(f"folding config {cfg.folding} is not valid JSON: {exc}") from None
-        model = model.transform(ApplyConfig(str(cfg.folding)))
+        model = _apply_folding(model, cfg.folding)
     elif cfg.target_fps:
         cycles = int(1e6 * float(cfg.clock_mhz) / float(cfg.target_fps))
         if cycles < 1:
