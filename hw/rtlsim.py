@@ -141,7 +141,7 @@ def _verilator_args(design: StitchedDesign, trace: str | None, finn_dsp_lanes: b
     if lto_supported():
         # link-time optimisation inlines the runtime's per-eval calls into the harness
         # loop, and assertOnGet (the run-time on/off test of every assertion, ~20 per
-        # cycle) into the model: ~6% fewer instructions per cycle
+        # cycle) into the model: fewer instructions per simulated cycle
         args += ["-CFLAGS", "-flto=auto", "-LDFLAGS", "-flto=auto -O2"]
     if finn_dsp_lanes:
         args += ["-DQNNFLOW_FINN_DSP_LANES"]

@@ -151,7 +151,7 @@ def step_size_fifos(model: ModelWrapper, cfg: BuildConfig, rec: BuildRecord) -> 
        minimal where nothing more is used; in front of a join at least one image's
        words, see _join_fifos) and a second run checks the initiation
        interval against FINN's estimate and the large-FIFO run.
-    Two simulator builds (~6-10 s each on 2 cores); the second is the one
+    Two simulator builds; the second is the one
     `hw.rtlsim` reuses after the build. The I/O FIFOs face the DMA and stay minimal.
     """
     import numpy as np
