@@ -52,16 +52,10 @@ class BitstreamInputs:
 
 def check_build(build_dir: Path) -> dict:
     """build.json of a finished build whose accelerator has its FIFOs and width converters."""
-    from .build_folder import load_build_config
+    from .build_folder import open_build
 
     build_dir = Path(build_dir)
-    if not build_dir.is_dir():
-        raise FlowError(f"{build_dir} does not exist; run `qnnflow build --out {build_dir}` first")
-    info = load_build_config(build_dir)
-    missing = [p for p in ("report.json", "codegen", "steps") if not (build_dir / p).exists()]
-    if missing:
-        raise FlowError(f"{build_dir} is not a finished qnnflow build ({', '.join(missing)} missing); "
-                        f"rebuild it with `qnnflow build --out {build_dir} --force`")
+    info = open_build(build_dir)
     if not info.get("rtlsim", True):
         raise FlowError(f"{build_dir} was built with --no-rtlsim: its accelerator has no FIFOs or width converters; "
                         "rebuild it without --no-rtlsim")

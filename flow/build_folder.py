@@ -315,6 +315,10 @@ def open_build(build_dir: Path) -> dict:
         raise FlowError(f"{build_dir} does not exist; run `qnnflow build --out {build_dir}` first")
     if not is_build(build_dir):
         raise FlowError(f"{build_dir} is not a qnnflow build folder (no build.json); run `qnnflow build` first")
+    missing = [p for p in ("report.json", "codegen", "steps") if not (build_dir / p).exists()]
+    if missing:
+        raise FlowError(f"{build_dir} is not a finished qnnflow build ({', '.join(missing)} missing); "
+                        f"rebuild it with `qnnflow build --out {build_dir} --force`")
     check_manifest(build_dir)
     return load_build_config(build_dir)
 

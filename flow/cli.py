@@ -133,9 +133,7 @@ def _cmd_rtlsim(a) -> int:
 
 def _cmd_bitstream(a) -> int:
     from .bitstream import run_bitstream
-    from .build_folder import open_build
 
-    open_build(Path(a.build_dir))
     s = run_bitstream(Path(a.build_dir), a.board, force=a.force, jobs=a.jobs, console=console)
     r = s.get("results") or {}
     numbers = ", ".join(f"{k} {v}" for k, v in r.items())
