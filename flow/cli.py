@@ -68,7 +68,7 @@ def _read_report(build: Path) -> dict:
 def _cmd_train(a) -> int:
     from rich.progress import Progress
 
-    from models.train import TrainConfig, train
+    from models.train import TrainConfig, state_path, train
     from models.zoo import parse_name
 
     try:
@@ -76,10 +76,19 @@ def _cmd_train(a) -> int:
     except Exception as exc:
         raise FlowError(str(exc)) from None
     out = Path(a.out) if a.out else Path("build/train") / f"{a.name}.pt"
+    argv = [x for x in sys.argv[1:] if x != "--resume"]
     cfg = TrainConfig(name=a.name, epochs=a.epochs, lr=a.lr, batch_size=a.batch_size, seed=a.seed,
-                      dropout=a.dropout, command="qnnflow " + " ".join(shlex.quote(x) for x in sys.argv[1:]))
-    with Progress(console=console) as progress:
-        meta = train(cfg, out, progress=progress)
+                      dropout=a.dropout, shift=a.shift, init=a.init or "", resume=a.resume, threads=a.threads,
+                      command="qnnflow " + " ".join(shlex.quote(x) for x in argv))
+    try:
+        with Progress(console=console) as progress:
+            meta = train(cfg, out, progress=progress)
+    except KeyboardInterrupt:
+        if state_path(out).is_file():
+            console.print(f"[red]interrupted[/red]: the last finished epoch is saved in {state_path(out)}; "
+                          "run the same command with --resume to continue", soft_wrap=True)
+            return 130
+        raise
     Console().print(f"{a.name}: test top-1 {meta['test_accuracy']:.2f} % (val {meta['val_accuracy']:.2f} % at "
                     f"epoch {meta['best_epoch']}), {meta['train_seconds']:.0f} s; checkpoint {out}")
     return 0
@@ -467,6 +476,13 @@ def make_parser() -> argparse.ArgumentParser:
     t.add_argument("--batch-size", type=_at_least(1), default=100)
     t.add_argument("--dropout", type=float, default=0.1)
     t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--shift", type=int, choices=range(0, 5), default=0, metavar="PIXELS",
+                   help="random-shift augmentation: each training image moved by up to this many pixels (0-4)")
+    t.add_argument("--init", metavar="CHECKPOINT",
+                   help="start from a checkpoint's weights (a float or wider-precision model of the same arch)")
+    t.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run from the state saved after each epoch (OUT.state)")
+    t.add_argument("--threads", type=_at_least(1), default=2, help="torch CPU threads")
     t.add_argument("--out", help="checkpoint path (default build/train/NAME.pt)")
     t.set_defaults(func=_cmd_train)
     return p
