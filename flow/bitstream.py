@@ -85,7 +85,7 @@ def load_accelerator(build_dir: Path):
     import hw.ops
     from hw.stitch import load_model
 
-    from .build_folder import final_graph
+    from .build_folder import final_graph, resolve_paths
 
     hw.ops.register()
     parent = Path(build_dir) / "dataflow_parent.onnx"
@@ -95,7 +95,7 @@ def load_accelerator(build_dir: Path):
         if others:
             raise FlowError(f"the build's parent graph runs {', '.join(others)} outside the accelerator; "
                             "the driver applies only the layout head and float tail in software")
-    model = load_model(final_graph(build_dir))
+    model = resolve_paths(load_model(final_graph(build_dir)), build_dir)
     if not any(n.op_type.startswith("StreamingFIFO") for n in model.graph.node):
         raise FlowError(f"{final_graph(build_dir).name} has no FIFOs; is {build_dir} a complete build?")
     return model
@@ -149,12 +149,18 @@ def prepare(build_dir: Path, dest: Path, board, info: dict) -> BitstreamInputs:
     model = load_accelerator(build_dir)
     dest.mkdir(parents=True, exist_ok=True)
     shutil.copytree(build_dir / "codegen", dest / "codegen", dirs_exist_ok=True)
-    for root in _remap_codegen(model, dest / "codegen"):
-        for p in (dest / "codegen").rglob("*"):
-            if p.is_file() and p.suffix in (".v", ".sv", ".tcl", ".cpp", ".h", ".sh"):
-                text = p.read_text(errors="replace")
-                if root in text:
-                    p.write_text(text.replace(root, str(dest / "codegen")))
+    # Vivado opens the generated files' paths from its own project folder: make them
+    # absolute in the copy (build-relative "codegen/..." and, in older builds, the roots
+    # the graph names)
+    roots = _remap_codegen(model, dest / "codegen")
+    for p in (dest / "codegen").rglob("*"):
+        if p.is_file() and p.suffix in (".v", ".sv", ".tcl", ".cpp", ".h", ".sh"):
+            text = p.read_text(errors="replace")
+            new = re.sub(r'(?<=["\s{])codegen/', f"{dest}/codegen/", text)
+            for root in roots:
+                new = new.replace(root, str(dest / "codegen"))
+            if new != text:
+                p.write_text(new)
     nodes = list(model.graph.node)
     in_info, out_info = stream_info(getCustomOp(nodes[0]), True), stream_info(getCustomOp(nodes[-1]), False)
     clock = float(info.get("clock_mhz") or board.clock_mhz)

@@ -247,29 +247,83 @@ def find_step(build_dir: Path, name: str) -> Path:
     return found[0]
 
 
-def relocate(work: Path, final: Path) -> None:
-    """Rewrite absolute paths FINN stored (node attributes, generated Verilog) from the
-    temporary folder to the final one, so the renamed build stays self-consistent."""
-    from qonnx.core.modelwrapper import ModelWrapper
+_TEXT_SUFFIXES = (".v", ".sv", ".svh", ".tcl", ".json", ".sh", ".txt", ".md", ".f")
 
-    old, new = str(work.resolve()), str(final.resolve())
-    for p in work.rglob("*"):
+
+def _rewrite_paths(folder: Path, old: str, new: str) -> None:
+    """Replace the path prefix `old` by `new` in the string attributes and metadata of
+    every ONNX graph under `folder` and in its text files (logs excepted: they record
+    what ran, where it ran)."""
+    import onnx
+
+    for p in folder.rglob("*"):
         if not p.is_file():
             continue
         if p.suffix == ".onnx":
-            m = ModelWrapper(str(p))
+            m = onnx.load(str(p), load_external_data=False)
             changed = False
             for node in m.graph.node:
                 for a in node.attribute:
                     if a.type == a.STRING and old.encode() in a.s:
                         a.s = a.s.replace(old.encode(), new.encode())
                         changed = True
+            for prop in m.metadata_props:
+                if old in prop.value:
+                    prop.value = prop.value.replace(old, new)
+                    changed = True
             if changed:
-                m.save(str(p))
-        elif p.suffix in (".v", ".sv", ".tcl", ".json", ".sh", ".txt", ".md"):
+                onnx.save(m, str(p))
+        elif p.suffix in _TEXT_SUFFIXES:
             text = p.read_text(errors="replace")
             if old in text:
                 p.write_text(text.replace(old, new))
+
+
+def relocate(work: Path, final: Path) -> None:
+    """Rewrite absolute paths from the temporary folder `work` to the final one (a Vivado
+    project, a compression study's folder), so the renamed folder stays self-consistent."""
+    _rewrite_paths(work, str(work.resolve()), str(final.resolve()))
+
+
+def relativize(build: Path) -> None:
+    """Make every path into the build relative to the build's root: FINN's node attributes
+    (code_gen_dir_ipgen, ipgen_path, ip_path, the partitions' model), the generated Verilog's
+    memory files, our records. The folder can then be moved or copied as a whole; readers
+    resolve the paths against the folder they opened (`resolve_paths`)."""
+    _rewrite_paths(build, str(build.resolve()) + "/", "")
+
+
+def resolve_paths(model, build_dir: Path):
+    """The graph `model` of the build `build_dir` with its build-relative paths (node
+    attributes and metadata naming a file or folder inside the build) made absolute in
+    memory, so FINN's code that opens them works from any working directory."""
+    root = Path(build_dir).resolve()
+    tops = {p.name for p in root.iterdir()}
+
+    def absolute(text: str):
+        if not text or text.startswith("/") or text.split("/", 1)[0] not in tops:
+            return None
+        target = root / text
+        return str(target) if target.exists() else None
+
+    for node in model.graph.node:
+        for a in node.attribute:
+            if a.type == a.STRING:
+                new = absolute(a.s.decode(errors="replace"))
+                if new is not None:
+                    a.s = new.encode()
+    for prop in model.model.metadata_props:
+        new = absolute(prop.value)
+        if new is not None:
+            prop.value = new
+    return model
+
+
+def load_graph(build_dir: Path, path: Path):
+    """A graph saved in the build `build_dir`, its paths made absolute (`resolve_paths`)."""
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    return resolve_paths(ModelWrapper(str(path)), build_dir)
 
 
 def read_record(p: Path) -> dict:

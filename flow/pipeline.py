@@ -89,7 +89,7 @@ def _run_steps(cfg: BuildConfig, rec: BuildRecord, out: Path, console) -> dict:
             timings["verify"] = round(time.perf_counter() - t0, 3)
         progress.update(task, description="done")
     report = write_report(work, assemble_report(info, timings, verify, rec))
-    build_folder.relocate(work, out)
+    build_folder.relativize(work)
     build_folder.write_manifest(work)
     build_folder.replace(work, out)
     return report
@@ -115,6 +115,16 @@ def _run_step(name: str, fn, model, cfg: BuildConfig, rec: BuildRecord):
                         "QNNFLOW_KEEP_FAILED=1 to keep the step graphs") from exc
 
 
+CHECKPOINT_COPY = "checkpoint.pt"
+
+
+def _copy_checkpoint(rec: BuildRecord) -> str:
+    import shutil
+
+    shutil.copyfile(rec.checkpoint, rec.path(CHECKPOINT_COPY))
+    return CHECKPOINT_COPY
+
+
 def build_info(cfg: BuildConfig, rec: BuildRecord, model: ModelWrapper) -> dict:
     """What a later `qnnflow verify`/`rtlsim` needs to know about this build (build.json)."""
     import numpy as np
@@ -123,7 +133,10 @@ def build_info(cfg: BuildConfig, rec: BuildRecord, model: ModelWrapper) -> dict:
     rec.layers = [{"name": n.name, "op_type": n.op_type} for n in model.graph.node]
     info = {
         "model": cfg.model, "onnx": str(cfg.onnx.resolve()) if cfg.onnx else None,
-        "checkpoint": rec.checkpoint and str(Path(rec.checkpoint).resolve()),
+        # the checkpoint travels with the build (verify's brevitas stage reads it); the
+        # source path is provenance only
+        "checkpoint": rec.checkpoint and _copy_checkpoint(rec),
+        "checkpoint_source": rec.checkpoint and str(Path(rec.checkpoint).resolve()),
         "input_scale": cfg.input_scale, "input_dtype": rec.input_dtype or cfg.input_dtype,
         "input_shape": list(ishape), "samples": cfg.samples,
         "board": cfg.board, "fpga_part": cfg.fpga_part, "clock_mhz": float(cfg.clock_mhz),

@@ -60,6 +60,9 @@ def _run_rtlsim(build_dir: Path, x: np.ndarray, outputs: dict, timings: dict) ->
     except HwError as exc:
         raise FlowError(f"rtlsim: {exc}") from None
     summary = r.summary()
+    sim = Path(summary.get("simulator") or "").resolve()
+    if summary.get("simulator") and sim.is_relative_to(Path(build_dir).resolve()):
+        summary["simulator"] = str(sim.relative_to(Path(build_dir).resolve()))  # records stay relocatable
     summary["stalls"] = {"probability": RTLSIM_STALL, "cycles_per_image": rs.cycles_per_image,
                          "total_cycles": rs.total_cycles}
     return summary
@@ -139,7 +142,8 @@ def verify_build(build_dir: Path, samples: int | None = None, module=None,
             from .steps.frontend import InputScale
             from models import load_checkpoint
 
-            module = InputScale(load_checkpoint(info["checkpoint"])[0], info["input_scale"]).eval()
+            # build-relative since builds carry their checkpoint (an older build: absolute)
+            module = InputScale(load_checkpoint(build_dir / info["checkpoint"])[0], info["input_scale"]).eval()
         if module is not None:
             status("brevitas")
 

@@ -155,8 +155,10 @@ def step_export(model, cfg: BuildConfig, rec: BuildRecord) -> ModelWrapper:
         if any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in model.graph.node):
             from qonnx.transformation.qcdq_to_qonnx import QCDQToQuant
 
+            from ..transforms import QCDQWeightsToQuant
+
             try:  # QCDQ export -> QONNX Quant nodes
-                model = model.transform(QCDQToQuant())
+                model = model.transform(QCDQWeightsToQuant()).transform(QCDQToQuant())
             except Exception as exc:
                 raise FlowError(f"ONNX file {cfg.onnx} is a QCDQ export that qonnx's QCDQToQuant cannot "
                                 f"convert ({exc.__class__.__name__}: {str(exc).strip()[:120]}); export it with "

@@ -7,8 +7,9 @@ from .bipolar_as_int2 import BipolarAsInt2
 from .joins import MoveScalesPastJoins, dynamic_joins
 from .global_pool import ReduceMeanToGlobalAveragePool
 from .input_layout import TransposeBeforeInputThresholds
+from .qcdq_weights import QCDQWeightsToQuant
 
 __all__ = ["RemoveIdentityThresholds", "RoundThresholdsHalfEven", "FloatTail", "split_float_tail",
            "LayoutHead", "split_layout_head", "BipolarAsInt2",
            "MoveScalesPastJoins", "dynamic_joins", "ReduceMeanToGlobalAveragePool",
-           "TransposeBeforeInputThresholds"]
+           "TransposeBeforeInputThresholds", "QCDQWeightsToQuant"]

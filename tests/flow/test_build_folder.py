@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -159,6 +160,44 @@ def test_finn_onnx_without_custom_opset_import_builds(demo_build, tmp_path):
                           np.load(demo_build / "outputs" / "intsim.npy")[:20])
 
 
+def _build_foreign(path, demo_build, tmp_path, n=20):
+    x = np.load(demo_build / "outputs" / "inputs.npy")[:n]
+    np.save(tmp_path / "x.npy", x)
+    r = qnnflow("build", "--onnx", str(path), "--input", str(tmp_path / "x.npy"),
+                "--out", str(tmp_path / "b"), "--no-rtlsim")
+    assert r.returncode == 0, r.stderr[-2000:]
+    rep = json.loads((tmp_path / "b" / "report.json").read_text())
+    assert rep["verify"]["samples"] == n and all(v == 0 for v in rep["verify"]["mismatches"].values())
+    return np.load(tmp_path / "b" / "outputs" / "intsim.npy"), np.load(demo_build / "outputs" / "intsim.npy")[:n]
+
+
+def test_qonnx_file_of_an_older_opset_builds(demo_build, tmp_path):
+    """The cleaned QONNX graph declared at ONNX opset 11 (its ops mean the same there)."""
+    proto = onnx.load(str(demo_build / "qonnx_clean.onnx"))
+    proto.opset_import[0].version = 11
+    onnx.checker.check_model(proto)
+    onnx.save(proto, str(tmp_path / "op11.onnx"))
+    got, want = _build_foreign(tmp_path / "op11.onnx", demo_build, tmp_path)
+    assert np.array_equal(got, want)
+
+
+def test_qcdq_export_builds_like_the_qonnx_export(demo_build, tmp_path):
+    """Brevitas's QCDQ export (per-channel int8 weights, Clip to 2 bits, DequantizeLinear with
+    an axis), which qonnx's QCDQToQuant alone cannot convert, builds to the same integers."""
+    import torch
+    from brevitas.export import export_onnx_qcdq
+
+    from flow.steps.frontend import InputScale
+    from models import load_checkpoint, shipped_checkpoint
+
+    module = InputScale(load_checkpoint(shipped_checkpoint("tfc-w2a2"))[0], 1 / 256).eval()
+    export_onnx_qcdq(module, torch.zeros(1, 784), export_path=str(tmp_path / "qcdq.onnx"))
+    ops = {n.op_type for n in onnx.load(str(tmp_path / "qcdq.onnx")).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear", "Clip"} <= ops
+    got, want = _build_foreign(tmp_path / "qcdq.onnx", demo_build, tmp_path)
+    assert np.array_equal(got, want)
+
+
 def _flip_one_weight_digit(build):
     mem = sorted((build / "codegen").glob("code_gen_ipgen_MVAU_rtl_0_*/memblock.dat"))[0]
     lines = mem.read_text().splitlines()
@@ -184,15 +223,54 @@ def test_manifest_written_and_a_changed_weight_named(demo_build, tmp_path):
     assert after == records  # refused before anything was written
 
 
-def test_copied_build_is_simulated_from_its_own_files(demo_build, tmp_path):
-    """The copy's graphs still name the original's codegen folders; its own must be used."""
+def test_build_holds_no_absolute_path_into_itself(demo_build):
+    """Graphs (FINN's code generation attributes, the partitions' model), generated Verilog and
+    records name files of the build relative to its root; the checkpoint travels with it."""
+    root = str(demo_build.resolve()).encode()
+    leaks = [str(p.relative_to(demo_build)) for p in demo_build.rglob("*")
+             if p.is_file() and p.suffix != ".log" and root in p.read_bytes()]
+    assert leaks == []
+    g = onnx.load(str(build_folder.final_graph(demo_build)), load_external_data=False)
+    cgd = [a.s.decode() for n in g.graph.node for a in n.attribute if a.name == "code_gen_dir_ipgen"]
+    assert cgd and all(c.startswith("codegen/code_gen_ipgen_") for c in cgd)
+    info = json.loads((demo_build / "build.json").read_text())
+    assert info["checkpoint"] == "checkpoint.pt" and (demo_build / "checkpoint.pt").is_file()
+    assert "checkpoint.pt" in json.loads((demo_build / "manifest.json").read_text())["files"]
+
+
+def test_moved_build_verifies_from_its_own_files(demo_build, tmp_path, monkeypatch):
+    """A copy verifies, every stage, from another working directory while the original is
+    gone; a changed weight in the copy shows in rtlsim (nothing reads the original's files)."""
     from flow.verify import verify_build
 
     b = tmp_path / "copy"
     shutil.copytree(demo_build, b)
-    v = verify_build(b, 30, stages=("intsim", "rtlsim"), out_dir=tmp_path / "o1")["verify"]
-    assert v["mismatches"]["rtlsim"] == 0
-    mem = sorted((b / "codegen").glob("code_gen_ipgen_MVAU_rtl_0_*/memblock.dat"))[0]
-    mem.write_text("\n".join(mem.read_text().split()[::-1]) + "\n")  # the original keeps its weights
-    v = verify_build(b, 30, stages=("intsim", "rtlsim"), out_dir=tmp_path / "o2", check_files=False)["verify"]
-    assert v["mismatches"]["rtlsim"] > 0
+    hidden = demo_build.with_name(demo_build.name + ".away")
+    demo_build.rename(hidden)
+    try:
+        monkeypatch.chdir(tmp_path)
+        r = qnnflow("verify", str(b), "--samples", "20")
+        assert r.returncode == 0, r.stderr[-1500:]
+        record = json.loads(sorted((b / "verify").glob("*/record.json"))[-1].read_text())
+        assert set(record["verify"]["mismatches"]) >= {"brevitas", "qonnx", "rtlsim", "rtlsim_stalls"}
+        assert not any(record["verify"]["mismatches"].values())
+        assert not Path(record["rtlsim"]["simulator"]).is_absolute()
+        mem = sorted((b / "codegen").glob("code_gen_ipgen_MVAU_rtl_0_*/memblock.dat"))[0]
+        mem.write_text("\n".join(mem.read_text().split()[::-1]) + "\n")
+        v = verify_build(b, 30, stages=("intsim", "rtlsim"), out_dir=tmp_path / "o2", check_files=False)["verify"]
+        assert v["mismatches"]["rtlsim"] > 0
+    finally:
+        hidden.rename(demo_build)
+
+
+def test_relative_paths_resolve_against_the_opened_folder(demo_build):
+    from qonnx.custom_op.registry import getCustomOp
+
+    import hw.ops
+
+    hw.ops.register()
+    m = build_folder.load_graph(demo_build, build_folder.final_graph(demo_build))
+    dirs = [getCustomOp(n).get_nodeattr("code_gen_dir_ipgen") for n in m.graph.node
+            if n.op_type.startswith("MVAU")]
+    assert dirs and all(Path(d).is_absolute() and Path(d).is_dir() and Path(d).is_relative_to(demo_build.resolve())
+                        for d in dirs)
