@@ -402,4 +402,7 @@ def record_verification(build_dir: Path, report: dict, record: Path, result: dic
     tmp = rp.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(report, indent=2, default=float))
     tmp.replace(rp)
+    from .html_report import write_html
+
+    write_html(build_dir, report)
     return stronger

@@ -39,6 +39,7 @@ class BuildConfig:
     binary_impl: str = "xnor"         # binary layers: "xnor" (our LUT XNOR-popcount core) or
                                       # "dsp" (bipolar relabelled INT2, FINN's DSP-based MVAU_rtl)
     input_shape: tuple | None = None  # Python API: the module's sample shape, when it cannot be inferred
+    allow_over_budget: bool = False   # build even where the estimate exceeds the board's part (flow/fit.py)
 
     def __post_init__(self):
         self.out = Path(self.out)

@@ -32,6 +32,7 @@ class BuildRecord:
     hls_layers: list[str] = field(default_factory=list)            # nodes left on HLS
     # estimates
     estimates: dict | None = None                    # FINN's cycle and resource estimates
+    fit: dict | None = None                          # those resources vs the board's part (flow/fit.py)
     # insert_fifos, size_fifos
     fifo_depths: dict[str, int] | None = None
     fifo_sizing: dict | None = None

@@ -27,6 +27,7 @@ def assemble_report(info: dict, timings: dict, verify: dict | None, rec) -> dict
         "binary_impl": info.get("binary_impl", "xnor"),  # binary layers: xnor (LUT core) or dsp (MVAU_rtl)
         "layers": rec.layers,
         "estimates": rec.estimates,
+        "fit": rec.fit,  # resources vs the board's part (flow/fit.py); qnnflow synth puts Yosys's here
         "verify": None, "accuracy": {},
         "rtlsim": None,
         "timings_s": timings,
@@ -70,6 +71,10 @@ def summary_table(report: dict) -> Table:
                      f"LUT {est['layer_resources']['total'].get('LUT', 0):,.0f}, "
                      f"BRAM18 {est['layer_resources']['total'].get('BRAM_18K', 0):,.0f}, "
                      f"DSP {est['layer_resources']['total'].get('DSP', 0):,.0f}")
+    if report.get("fit"):
+        from .fit import shares_line
+
+        lines.append(shares_line(report["fit"]))
     if lines:
         t.caption = "\n".join(lines + ([t.caption] if t.caption else []))
     return t
@@ -86,4 +91,7 @@ def write_report(build_dir: Path, report: dict) -> dict:
                       f"{fm['value']} vs {v['reference']} {fm['reference']}")
     console.print("timings (s): " + ", ".join(f"{k} {val:.2f}" for k, val in report["timings_s"].items()))
     (build_dir / "report.txt").write_text(console.export_text())
+    from .html_report import write_html
+
+    write_html(build_dir, report)
     return report

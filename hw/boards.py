@@ -47,6 +47,24 @@ BOARDS: dict[str, Board] = {
 }
 
 
+# Programmable-logic resources per device (AMD's product tables): slice LUTs (logic and
+# LUT memory together), flip-flops, DSP slices, 18 Kb block RAMs (a 36 Kb block is two).
+# Keyed by device: a part is "<device><package>-<speed>".
+DEVICE_RESOURCES: dict[str, dict[str, int]] = {
+    "xc7z020": {"LUT": 53_200, "FF": 106_400, "DSP": 220, "BRAM18": 280},
+    "xczu3eg": {"LUT": 70_560, "FF": 141_120, "DSP": 360, "BRAM18": 432},
+    "xck26": {"LUT": 117_120, "FF": 234_240, "DSP": 1_248, "BRAM18": 288},
+    "xczu7ev": {"LUT": 230_400, "FF": 460_800, "DSP": 1_728, "BRAM18": 624},
+}
+
+
+def part_resources(part: str) -> dict[str, int] | None:
+    """The resource budget of `part` (e.g. xc7z020clg400-1), None for a device not in the table."""
+    p = part.lower()
+    device = max((d for d in DEVICE_RESOURCES if p.startswith(d)), key=len, default=None)
+    return None if device is None else dict(DEVICE_RESOURCES[device])
+
+
 def get_board(name: str) -> Board:
     key = name.lower()
     if key not in BOARDS:

@@ -17,6 +17,7 @@ from qonnx.transformation.infer_shapes import InferShapes
 from ..config import BuildConfig
 from ..record import BuildRecord
 from ..errors import FlowError
+from ..fit import check_fit, fit_report, from_estimates
 
 log = logging.getLogger(__name__)
 
@@ -371,6 +372,8 @@ def step_estimates(model: ModelWrapper, cfg: BuildConfig, rec: BuildRecord) -> M
     }
     (rec.path("estimates.json")).write_text(json.dumps(est, indent=2, default=float))
     rec.estimates = est
+    rec.fit = fit_report(from_estimates(est), cfg.fpga_part, "FINN estimate")
+    check_fit(rec.fit, cfg.allow_over_budget)
     return model
 
 
