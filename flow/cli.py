@@ -24,7 +24,7 @@ def _cmd_build(a) -> int:
                       onnx=a.onnx and Path(a.onnx), input_npy=a.input and Path(a.input), board=a.board,
                       clock_mhz=a.clock_mhz, target_fps=a.fps, folding=a.folding, samples=a.samples,
                       verify=not a.no_verify, rtlsim=not a.no_rtlsim, force=a.force, input_dtype=a.input_dtype,
-                      topk=a.topk, binary_impl=a.binary_impl)
+                      topk=a.topk, binary_impl=a.binary_impl, allow_over_budget=a.allow_over_budget)
     report = run_build(cfg, console=console)
     Console().print(summary_table(report))
     Console().print(f"build written to {cfg.out}/ (report.json, report.txt, steps/, outputs/)")
@@ -140,6 +140,26 @@ def _cmd_rtlsim(a) -> int:
     return 1 if mismatches else 0
 
 
+def _fps_list(text: str) -> list[float]:
+    """argparse type: comma-separated finite numbers > 0."""
+    vals = [_positive_float(t.strip()) for t in text.split(",") if t.strip()]
+    if not vals:
+        raise argparse.ArgumentTypeError(f"must list at least one number, got {text!r}")
+    return vals
+
+
+def _cmd_dse(a) -> int:
+    from .dse import run_dse
+
+    r = run_dse(a.model, a.fps, Path(a.out), presets=a.presets, board=a.board, samples=a.samples,
+                ray_address=a.ray_address, console=console)
+    failed = [p["folder"] for p in r["points"] if "error" in p]
+    Console().print(f"dse: {len(r['points'])} points in {r['seconds']:.0f} s; Pareto (images/s vs LUT): "
+                    f"{', '.join(r['pareto_LUT']) or '-'}; written to {a.out}/ (results.json, pareto.png, report.html)"
+                    + (f"; failed: {', '.join(failed)}" if failed else ""), highlight=False)
+    return 1 if failed else 0
+
+
 def _cmd_bitstream(a) -> int:
     from .bitstream import run_bitstream
 
@@ -160,7 +180,8 @@ def _cmd_synth(a) -> int:
     from hw.errors import HwError
     from hw.synth import synth_counts, synth_table
 
-    from .build_folder import open_build
+    from .build_folder import open_build, read_record
+    from .fit import check_fit, fit_report, from_yosys, shares_line
 
     build = Path(a.build_dir)
     open_build(build)
@@ -178,11 +199,24 @@ def _cmd_synth(a) -> int:
         t.add_row(*["-" if r[c] is None else str(r[c]) for c in cols])
     t.caption = "Yosys/ABC cell counts (no placement); FINN has no estimate for FIFOs and width converters"
     Console().print(t)
+    info = read_record(build / "build.json")
+    top = (result.get("top") or {}).get("counts")
+    fit = fit_report(from_yosys(top), info["fpga_part"], "Yosys synth_xilinx") if top else None
+    if fit is not None:
+        Console().print(shares_line(fit) + ("" if fit["fits"] is not False else
+                                            f"; over budget: {', '.join(fit['over'])}"), highlight=False)
     rp = build / "report.json"
     if rp.is_file():
-        report = json.loads(rp.read_text())
+        report = read_record(rp)
         report["synth"] = {"rows": rows, "unreadable": result.get("unreadable"), "seconds": result.get("seconds")}
+        if fit is not None:
+            report["fit"] = fit
         rp.write_text(json.dumps(report, indent=2, default=float))
+        from .html_report import write_html
+
+        write_html(build, report)
+    if fit is not None:
+        check_fit(fit, a.allow_over_budget)
     return 0
 
 
@@ -405,6 +439,8 @@ def make_parser() -> argparse.ArgumentParser:
                    help="binary (bipolar) layers: xnor = qnnflow's LUT-based XNOR-popcount core (default), "
                         "dsp = bipolar relabelled INT2 on FINN's DSP-based RTL matrix unit (MVAU_rtl)")
     b.add_argument("--samples", type=int, default=1000, help="verification samples (default 1000)")
+    b.add_argument("--allow-over-budget", action="store_true",
+                   help="build even where FINN's resource estimate exceeds the board's part (default: error)")
     b.add_argument("--no-verify", action="store_true", help="skip the verification chain")
     b.add_argument("--no-rtlsim", action="store_true", help="skip FIFO insertion/sizing and the Verilator simulation")
     b.add_argument("--out", required=True, help="build folder (written completely or not at all)")
@@ -449,6 +485,8 @@ def make_parser() -> argparse.ArgumentParser:
     sy.add_argument("build_dir")
     sy.add_argument("--jobs", type=_at_least(1), default=2, help="parallel Yosys runs (default 2)")
     sy.add_argument("--top-only", action="store_true", help="only the whole stitched design")
+    sy.add_argument("--allow-over-budget", action="store_true",
+                    help="exit 0 even where the design exceeds the board's part (the shares are printed either way)")
     sy.set_defaults(func=_cmd_synth)
 
     z = sub.add_parser("zoo", help="list the shipped models with their accuracy and provenance")
@@ -462,6 +500,19 @@ def make_parser() -> argparse.ArgumentParser:
     e.set_defaults(func=_cmd_eval)
 
     _compress_parser(sub)
+
+    d = sub.add_parser("dse", help="design-space sweep on Ray: build, verify and synthesize each (preset, fps) point",
+                       description="Each point is a verified build (rtlsim included) plus a Yosys synthesis of its "
+                                   "stitched design; results.json, pareto.png/svg and report.html go to --out.")
+    d.add_argument("--model", required=True, help="zoo model, e.g. tfc-w1a1")
+    d.add_argument("--fps", required=True, type=_fps_list, help="comma-separated target images/s, e.g. 1e4,1e5,1e6")
+    d.add_argument("--presets", type=lambda t: [p.strip() for p in t.split(",") if p.strip()],
+                   help="comma-separated presets of the model's architecture (default: the model's own)")
+    d.add_argument("--board", default="pynq-z1", help=f"target board: {', '.join(BOARDS)}")
+    d.add_argument("--samples", type=_at_least(1), default=200, help="verification samples per point (default 200)")
+    d.add_argument("--ray-address", help="a running Ray cluster (HOST:PORT or auto); default: a local Ray")
+    d.add_argument("--out", default="build/dse")
+    d.set_defaults(func=_cmd_dse)
 
     be = sub.add_parser("bench", help="throughput of intsim vs onnxruntime and FINN python execution")
     be.add_argument("--out", default="build/bench")

