@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import html
 import json
+import logging
 from pathlib import Path
 
 from .fit import shares_line
+
+log = logging.getLogger(__name__)
 
 _CSS = """
 body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:1100px}
@@ -67,8 +70,8 @@ def _timing(report: dict) -> str:
         rows.append(["FINN estimate", _e(est.get("max_cycles")), _e(est.get("critical_path_cycles")),
                      f"{est.get('fps', 0):,.0f}"])
     clock = report.get("clock_mhz")
-    return _table(["source", "cycles/image", "latency cycles", f"images/s at {clock:g} MHz"], rows) if rows \
-        else "<p>no timing</p>"
+    at = f" at {clock:g} MHz" if isinstance(clock, (int, float)) else ""
+    return _table(["source", "cycles/image", "latency cycles", f"images/s{at}"], rows) if rows else "<p>no timing</p>"
 
 
 def _layers(report: dict, folding: dict) -> str:
@@ -141,6 +144,12 @@ def write_html(build_dir: Path, report: dict, pareto_svg: str | None = None) -> 
         folding = {}
     out = build_dir / "report.html"
     tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(render(report, folding if isinstance(folding, dict) else {}, pareto_svg))
+    try:
+        page = render(report, folding if isinstance(folding, dict) else {}, pareto_svg)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        # a report.json of an older layout: the page is a view, the command's result stands
+        log.warning("report.html not rewritten: %s does not have the expected layout (%s)", build_dir, exc)
+        return out
+    tmp.write_text(page)
     tmp.replace(out)
     return out
