@@ -72,7 +72,7 @@ def train(cfg: TrainConfig, out: Path, progress=None) -> dict:
         raise ModelError(f"{cfg.name}: --resume and --init are not available for INQ (po2) training")
     model = build_model(cfg.name, dropout=cfg.dropout, float_weights=inq_run)
     if cfg.init:
-        init_from(model, cfg.init)
+        init_from(model, cfg.init, cfg)
     cfg.started = time.time()
     if inq_run:
         return _train_inq(cfg, model, out, progress, cfg.started, (train_s, val_s, test_s))
@@ -89,7 +89,7 @@ def train(cfg: TrainConfig, out: Path, progress=None) -> dict:
     return meta
 
 
-def init_from(model: nn.Module, path: str) -> list[str]:
+def init_from(model: nn.Module, path: str, cfg: TrainConfig | None = None) -> list[str]:
     """Copy every tensor of checkpoint `path` whose name and shape match into `model` (a
     float, wider-precision or earlier run of the same architecture); the others (quantizer
     scales of another precision) keep their initial values. Returns the names copied."""
@@ -102,6 +102,10 @@ def init_from(model: nn.Module, path: str) -> list[str]:
         raise ModelError(f"--init {path}: the checkpoint ({meta.get('arch')}-{meta.get('preset')}) shares no "
                          "weight of matching shape with this model; use a checkpoint of the same architecture")
     model.load_state_dict(taken, strict=False)
+    if cfg is not None:  # provenance: how the starting point was made, down the chain of --init runs
+        cfg.extra["init_from"] = {"path": str(path), "command": meta.get("command"),
+                                  "test_accuracy": meta.get("test_accuracy"),
+                                  "init_from": (meta.get("config") or {}).get("extra", {}).get("init_from")}
     log.info("initialised %d of %d tensors from %s", len(taken), len(own), path)
     return sorted(taken)
 

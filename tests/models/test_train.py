@@ -68,6 +68,8 @@ def test_init_copies_matching_weights(tmp_path):
     meta = train(TrainConfig(name="tfc-w1a1", epochs=1, lr=1e-4, threads=1,
                              init="models/checkpoints/tfc-w1a1.pt"), tmp_path / "i.pt")
     assert meta["config"]["init"] == "models/checkpoints/tfc-w1a1.pt" and meta["val_accuracy"] > 93.0
+    parent = meta["config"]["extra"]["init_from"]  # provenance of the starting point
+    assert parent["command"].startswith("qnnflow train tfc-w1a1") and parent["test_accuracy"] == 95.09
     with pytest.raises(ModelError, match="shares no weight of matching shape"):
         train(TrainConfig(name="sfc-w1a1", epochs=1, init="models/checkpoints/tfc-w2a2.pt"), tmp_path / "x.pt")
 
