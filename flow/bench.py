@@ -52,7 +52,7 @@ def run_bench(out: Path, model: str = "tfc-w2a2", rounds: int = 5, finn_images: 
     import onnxruntime as ort
     from models import load_checkpoint
 
-    module = InputScale(load_checkpoint(info["checkpoint"])[0], info["input_scale"]).eval()
+    module = InputScale(load_checkpoint(build / info["checkpoint"])[0], info["input_scale"]).eval()
     qcdq = out / "model_qcdq.onnx"
     export_onnx_qcdq(module, torch.zeros(BATCH, x.shape[1]), export_path=str(qcdq))
     so = ort.SessionOptions()

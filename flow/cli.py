@@ -134,7 +134,7 @@ def _cmd_rtlsim(a) -> int:
                     f"{s['fps']:,.0f} images/s at {s['clock_mhz']:g} MHz, "
                     f"{s['sim_cycles_per_s'] / 1e6:.2f} M cycles/s ({_MVU_MODELS[s['mvu_model']]}"
                     + (", FINN's RTL unrecoded" if s["finn_rtl"] else "") + ")"
-                    + (f"; waveform {s['trace_path']}" if s["trace_path"] else ""))
+                    + (f"; waveform {build / s['trace_path']}" if s["trace_path"] else ""))
     (build / "rtlsim").mkdir(exist_ok=True)
     (build / "rtlsim" / "last_run.json").write_text(json.dumps({**s, "mismatches": mismatches}, indent=2))
     return 1 if mismatches else 0

@@ -15,7 +15,8 @@ def assemble_report(info: dict, timings: dict, verify: dict | None, rec) -> dict
         "model": info.get("model") or info.get("onnx") or "module",
         "board": info["board"], "fpga_part": info["fpga_part"], "clock_mhz": info["clock_mhz"],
         "target_fps": info.get("target_fps"),
-        "checkpoint": info.get("checkpoint"),
+        "checkpoint": info.get("checkpoint"),  # the build's own copy (build-relative)
+        "checkpoint_source": info.get("checkpoint_source"),  # where it was copied from (provenance)
         "checkpoint_meta": rec.checkpoint_meta,
         "exporter": rec.exporter,  # "torch.export", "torchscript" (fallback), None for --onnx
         "input_dtype": info.get("input_dtype"),

@@ -60,9 +60,6 @@ def _run_rtlsim(build_dir: Path, x: np.ndarray, outputs: dict, timings: dict) ->
     except HwError as exc:
         raise FlowError(f"rtlsim: {exc}") from None
     summary = r.summary()
-    sim = Path(summary.get("simulator") or "").resolve()
-    if summary.get("simulator") and sim.is_relative_to(Path(build_dir).resolve()):
-        summary["simulator"] = str(sim.relative_to(Path(build_dir).resolve()))  # records stay relocatable
     summary["stalls"] = {"probability": RTLSIM_STALL, "cycles_per_image": rs.cycles_per_image,
                          "total_cycles": rs.total_cycles}
     return summary

@@ -212,7 +212,7 @@ def build_simulator(design: StitchedDesign, *, trace: str | None = None,
     shutil.copy2(work / "obj" / SIM_NAME, work / SIM_NAME)
     (work / "meta.json").write_text(json.dumps({
         "key": key, "verilator": verilator_version(), "args": args, "compile_s": round(compile_s, 3),
-        "rtl_dir": str(design.rtl_dir), "sources": design.sources}, indent=2))
+        "rtl_dir": os.path.relpath(design.rtl_dir, final), "sources": design.sources}, indent=2))
     shutil.rmtree(work / "obj", ignore_errors=True)  # keep the cache small: binary + log
     try:
         work.rename(final)
@@ -447,10 +447,16 @@ def rtlsim(build_dir, inputs=None, stall: float | tuple[float, float] = 0.0, tra
         clock_mhz = float(est.get("clock_mhz") or _build_clock(build_dir) or 100.0)
     if trace is True:  # wave.fst where liblz4-dev is installed, else wave.vcd
         trace = build_dir / "rtlsim" / "wave"
-    return simulate(design, inputs, stall=stall, trace=trace, seed=seed, clock_mhz=clock_mhz,
-                    max_cycles=max_cycles, idle_limit=idle_limit, estimates=est,
-                    cache_dir=cache_dir or _cache_root(build_dir), finn_dsp_lanes=finn_dsp_lanes,
-                    finn_rtl=finn_rtl)
+    r = simulate(design, inputs, stall=stall, trace=trace, seed=seed, clock_mhz=clock_mhz,
+                 max_cycles=max_cycles, idle_limit=idle_limit, estimates=est,
+                 cache_dir=cache_dir or _cache_root(build_dir), finn_dsp_lanes=finn_dsp_lanes,
+                 finn_rtl=finn_rtl)
+    # paths into the build are recorded relative to it (a build folder is relocatable)
+    for attr in ("simulator", "trace_path"):
+        v = getattr(r, attr)
+        if v and Path(v).is_relative_to(build_dir):
+            setattr(r, attr, str(Path(v).relative_to(build_dir)))
+    return r
 
 
 def _build_clock(build_dir: Path) -> float | None:

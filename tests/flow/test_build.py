@@ -67,10 +67,11 @@ def test_outputs_are_integers_and_argmax_matches_labels(demo_build):
 
 
 def test_build_paths_relocated(demo_build):
-    """FINN stores absolute paths; the renamed build must point at itself, not the temp folder."""
+    """FINN stores absolute paths; the finished build names its own files relative to itself,
+    never the temporary folder it was built in."""
     m = find_step(demo_build, "hw_codegen").read_bytes()
-    assert b".tmp-" not in m
-    assert str(demo_build.resolve()).encode() in m
+    assert b".tmp-" not in m and str(demo_build.resolve()).encode() not in m
+    assert b"codegen/code_gen_ipgen_" in m
 
 
 def test_unknown_model_lists_valid_names(tmp_path):

@@ -34,8 +34,9 @@ def test_share_builds_bit_exact(tmp_path):
     assert mismatch_total(hw) == 0 and all(hw["mismatches"][k] == 0 for k in INTEGER_STAGES)
     assert s["storage"]["model_bits"] < s["storage"]["finn_weight_bits"]
     report = json.loads((out / "build" / "report.json").read_text())
-    # the build was relocated with the folder: its checkpoint is the one next to it
-    assert report["checkpoint"] == str((out / "model.pt").resolve())
+    # the build carries its checkpoint; the source it names moved with the folder
+    assert report["checkpoint"] == "checkpoint.pt" and (out / "build" / "checkpoint.pt").is_file()
+    assert report["checkpoint_source"] == str((out / "model.pt").resolve())
 
 
 def test_layer_without_positive_weights_builds(tmp_path):
