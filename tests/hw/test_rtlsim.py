@@ -99,7 +99,7 @@ def test_corrupted_weight_memory_is_detected(build):
     m = ModelWrapper(str(find_hw_model(build)))
     last_mvau = [n for n in m.graph.node if n.op_type.startswith("MVAU")][-1]
     code_dir = next(a.s.decode() for a in last_mvau.attribute if a.name == "code_gen_dir_ipgen")
-    mem = Path(code_dir) / "memblock.dat"
+    mem = build / code_dir / "memblock.dat"  # build-relative (an absolute path joins as itself)
     original = mem.read_text()
     lines = original.splitlines()
     k = next(i for i, ln in enumerate(lines) if int(ln, 16) != 0)
