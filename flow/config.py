@@ -36,7 +36,7 @@ class BuildConfig:
     rtlsim: bool = True               # insert/size FIFOs and simulate the stitched RTL (Verilator)
     exact_rounding: bool = True       # False: keep FINN's half-up thresholds (to compare)
     topk: int = 0                     # > 0: the accelerator ends in label select (top-K indices)
-    binary_impl: str = "xnor"         # binary layers: "xnor" (our LUT XNOR-popcount core) or
+    binary_impl: str = "xnor"         # binary layers: "xnor" (our LUT cores: XNOR popcount, +-1 x integers) or
                                       # "dsp" (bipolar relabelled INT2, FINN's DSP-based MVAU_rtl)
     input_shape: tuple | None = None  # Python API: the module's sample shape, when it cannot be inferred
     allow_over_budget: bool = False   # build even where the estimate exceeds the board's part (flow/fit.py)

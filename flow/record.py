@@ -30,6 +30,7 @@ class BuildRecord:
     # open_rtl
     open_rtl_layers: dict[str, str] = field(default_factory=dict)  # node -> our RTL op type
     hls_layers: list[str] = field(default_factory=list)            # nodes left on HLS
+    thresholds_absorbed: list[str] = field(default_factory=list)   # thresholding layers now in a binary core
     # estimates
     estimates: dict | None = None                    # FINN's cycle and resource estimates
     fit: dict | None = None                          # those resources vs the board's part (flow/fit.py)

@@ -24,6 +24,7 @@ def assemble_report(info: dict, timings: dict, verify: dict | None, rec) -> dict
         "hls_layers": rec.hls_layers,
         # HLS-only layers of FINN that run on qnnflow's own RTL cores (hw/rtl): node -> op
         "open_rtl_layers": rec.open_rtl_layers,
+        "thresholds_absorbed": rec.thresholds_absorbed,
         "topk": info.get("topk") or None,
         "binary_impl": info.get("binary_impl", "xnor"),  # binary layers: xnor (LUT core) or dsp (MVAU_rtl)
         "layers": rec.layers,

@@ -182,11 +182,13 @@ def step_specialize_layers(model: ModelWrapper, cfg: BuildConfig, rec: BuildReco
 def step_open_rtl(model: ModelWrapper, cfg: BuildConfig, rec: BuildRecord) -> ModelWrapper:
     """Layers FINN has only in HLS move onto qnnflow's own RTL cores (hw/ops, hw/rtl) where
     one implements them, so that the whole accelerator simulates with Verilator."""
-    from hw.ops import open_rtl_layers
+    from hw.ops import absorb_thresholds, open_rtl_layers
 
     from hw.ops import OPEN_CORES
 
-    model, moved, kept = open_rtl_layers(model)
+    model, moved, kept = open_rtl_layers(model, lut_binary=cfg.binary_impl != "dsp")
+    if cfg.binary_impl != "dsp":  # the binary cores' own thresholds: no accumulator stream
+        model, rec.thresholds_absorbed = absorb_thresholds(model)
     model = model.transform(GiveUniqueNodeNames())  # names follow the new op types
     ours = {cls.__name__ for cls in OPEN_CORES.values()}
     rec.open_rtl_layers = {n.name: n.op_type for n in model.graph.node if n.op_type in ours}

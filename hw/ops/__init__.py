@@ -13,12 +13,13 @@ from .base import DOMAIN, GENERIC_DOMAIN, OPEN_CORES, OpenRTLBackend
 # here (its class, on a core in hw/rtl/) plus its import below
 from .joins import AddStreams_rtl, DuplicateStreams_rtl, StreamingConcat_rtl
 from .labelselect import LabelSelect_rtl
-from .mvu_binary import MVAU_binary_rtl
+from .mvu_binary import MVAU_binary_rtl, absorb_thresholds
 from .pool import GlobalAccPool_rtl, Pool_rtl
 from .vvu import VVAU_int_rtl
 
 __all__ = ["OPEN_CORES", "AddStreams_rtl", "DuplicateStreams_rtl", "GlobalAccPool_rtl", "LabelSelect_rtl",
-           "MVAU_binary_rtl", "OpenRTLBackend", "Pool_rtl", "StreamingConcat_rtl", "VVAU_int_rtl", "open_rtl_layers",
+           "MVAU_binary_rtl", "OpenRTLBackend", "Pool_rtl", "StreamingConcat_rtl", "VVAU_int_rtl", "absorb_thresholds",
+           "open_rtl_layers",
            "register"]
 
 _registered = False
@@ -37,8 +38,15 @@ def register() -> None:
     _registered = True
 
 
-def open_rtl_layers(model) -> tuple[object, dict[str, str], dict[str, str]]:
-    """Move every HLS layer that a core of ours implements onto it.
+# FINN RTL op types that a core of ours replaces where it implements the layer without DSPs:
+# FINN's RTL matrix unit takes +-1 weights (labelled INT2) times integers onto DSP slices,
+# our LUT adder trees do the same additions and subtractions (lut_binary=True).
+LUT_REPLACES = {"MVAU_rtl": "MVAU_hls"}
+
+
+def open_rtl_layers(model, lut_binary: bool = True) -> tuple[object, dict[str, str], dict[str, str]]:
+    """Move every HLS layer that a core of ours implements onto it, and with lut_binary
+    every FINN RTL layer in LUT_REPLACES whose core takes it (binary weights off DSPs).
 
     Returns (model, {node: new op type}, {node: why it stays HLS}) for the report."""
     from qonnx.custom_op.registry import getCustomOp
@@ -46,12 +54,14 @@ def open_rtl_layers(model) -> tuple[object, dict[str, str], dict[str, str]]:
     register()
     moved, kept = {}, {}
     for node in model.graph.node:
-        cls = OPEN_CORES.get(node.op_type)
+        replacing = lut_binary and node.op_type in LUT_REPLACES
+        cls = OPEN_CORES.get(LUT_REPLACES[node.op_type] if replacing else node.op_type)
         if cls is None:
             continue
         why = cls.supports(node, model)
         if why:
-            kept[node.name] = why
+            if not replacing:  # an HLS layer stays HLS (reported); a FINN RTL layer stays RTL
+                kept[node.name] = why
             continue
         new_type = cls.__name__
         node.op_type, node.domain = new_type, DOMAIN

@@ -12,7 +12,11 @@ thresholds (noActivation = 0 / 1):
 
 Weights and thresholds live in the core (read from `<node>_weights.dat` and
 `<node>_thresholds.dat`), not in FINN's memstream: the layer is one self-contained stream
-node, whatever its mem_mode attribute says. Folding and timing are FINN's (PE, SIMD;
+node, whatever its mem_mode attribute says. FINN's ram_style places the weights: "block"
+(or "ultra", which 7-series lacks) in block RAM, "distributed" in LUTs, "auto" in block
+RAM where the memory has 64 words or more and 4096 bits or more (as LUT ROM it would cost
+several hundred LUTs), in LUTs otherwise: a shallow, wide memory (a few words of
+thousands of bits, highly folded layers) would fill many BRAMs to a few percent. Folding and timing are FINN's (PE, SIMD;
 MH/PE * MW/SIMD cycles per vector, get_exp_cycles).
 """
 from __future__ import annotations
@@ -48,6 +52,10 @@ def binary_mode(inst, model) -> tuple[str | None, str | None]:
     if not idt.is_integer():
         return None, f"{idt.name} inputs (the core takes integers)"
     return "sum", None
+
+
+# (width, depth) of a 7-series BRAM18 as a ROM
+BRAM18_ASPECTS = ((1, 16384), (2, 8192), (4, 4096), (9, 2048), (18, 1024), (36, 512))
 
 
 class MVAU_binary(MVAU):
@@ -125,6 +133,13 @@ class MVAU_binary_rtl(MVAU, OpenRTLBackend):
             return wdt
         return super().minimize_weight_bit_width(model, datatype_only)
 
+    def weights_in_bram(self) -> bool:
+        style = self.get_nodeattr("ram_style")
+        if style == "auto":
+            depth = self.calc_wmem()
+            return depth >= 64 and depth * int(self.get_nodeattr("PE")) * int(self.get_nodeattr("SIMD")) >= 4096
+        return style in ("block", "ultra")
+
     # -- code generation ---------------------------------------------------------------
     def core_params(self):
         mode = self._mode()
@@ -136,6 +151,7 @@ class MVAU_binary_rtl(MVAU, OpenRTLBackend):
             "XNOR": mode == "xnor",
             "IBITS": 1 if mode == "xnor" else int(idt.bitwidth()),
             "ISIGNED": mode == "sum" and bool(idt.signed()),
+            "WEIGHTS_BRAM": self.weights_in_bram(),
         }
         params.update(activation_params(self, self._model, lo, hi))
         return params
@@ -159,21 +175,78 @@ class MVAU_binary_rtl(MVAU, OpenRTLBackend):
 
     # -- estimates ------------------------------------------------------------------
     def lut_estimation(self, fpgapart):
-        """Rough: per PE an XNOR or conditional inversion per input bit, an adder tree as wide,
-        the accumulator and the threshold comparators; weights in LUTRAM (64 bits a LUT)."""
+        """Rough, one LUT per adder bit: per PE in XNOR mode a popcount of SIMD bits; in sum
+        mode a 4:1 selection per bit of each lane pair and a tree over the pairs, plus the
+        pair sums shared by all PEs; then the accumulator and the threshold comparators;
+        weights outside block RAM as LUT ROM (64 words a LUT)."""
         pe, simd = int(self.get_nodeattr("PE")), int(self.get_nodeattr("SIMD"))
-        ibits = int(self.get_input_datatype(0).bitwidth())
         acc = int(self.get_accumulator_datatype().bitwidth())
         n_thr = 0 if self.get_nodeattr("noActivation") else 2 ** int(self.get_output_datatype().bitwidth()) - 1
-        per_pe = 2 * simd * ibits + acc + n_thr * acc
-        wmem = pe * simd * math.ceil(self.calc_wmem() / 64)
-        return int(pe * per_pe + wmem)
+        if self._mode_of_graph() == "xnor":
+            shared, per_pe = 0, 2 * simd
+        else:
+            pair_bits, pairs = int(self.get_input_datatype(0).bitwidth()) + 2, (simd + 1) // 2
+            shared, per_pe = 4 * pairs * pair_bits, 2 * pairs * pair_bits
+        per_pe += acc + n_thr * math.ceil(acc / 2)
+        wmem = 0 if self.weights_in_bram() else pe * simd * math.ceil(self.calc_wmem() / 64)
+        return int(shared + pe * per_pe + wmem)
+
+    def _mode_of_graph(self) -> str:
+        """The arithmetic mode from the layer's types alone (estimates see no graph)."""
+        return "xnor" if self.get_nodeattr("binaryXnorMode") or self.get_input_datatype(0).name == "BIPOLAR" else "sum"
 
     def bram_estimation(self, fpgapart):
-        return 0
+        """ROM words of PE*SIMD bits in BRAM18s, each 18 kbit in its best aspect for this
+        width and depth (16k x 1 ... 512 x 36)."""
+        if not self.weights_in_bram():
+            return 0
+        width, depth = int(self.get_nodeattr("PE")) * int(self.get_nodeattr("SIMD")), self.calc_wmem()
+        return min(math.ceil(width / w) * math.ceil(depth / d) for w, d in BRAM18_ASPECTS)
 
     def uram_estimation(self, fpgapart):
         return 0
 
     def dsp_estimation(self, fpgapart):
         return 0
+
+
+def absorb_thresholds(model) -> tuple[object, list[str]]:
+    """Fold each standalone thresholding layer that alone reads a MVAU_binary_rtl's
+    accumulators into that layer (noActivation 0: the core's embedded thresholds).
+
+    FINN's flow keeps thresholds standalone (its RTL matrix unit has none), so a binary
+    layer would stream PE accumulators of ~log2(MW * max|x|) bits each, through a width
+    converter, to a thresholding layer of its own: more LUTs in the converter than in the
+    thresholds. The count #(acc >= T) + ActVal is the same in both places (FINN's MVAU
+    and Thresholding execute it alike), so the graph computes the same integers.
+    Returns (model, names of the thresholding layers absorbed)."""
+    import onnx
+    from qonnx.custom_op.registry import getCustomOp
+
+    absorbed = []
+    for node in list(model.graph.node):
+        if node.op_type != "MVAU_binary_rtl" or not getCustomOp(node).get_nodeattr("noActivation"):
+            continue
+        succ = model.find_direct_successors(node) or []
+        thr = succ[0] if len(succ) == 1 else None
+        if (thr is None or not thr.op_type.startswith("Thresholding") or len(model.find_consumers(node.output[0])) != 1
+                or node.output[0] in [o.name for o in model.graph.output]):
+            continue
+        t_inst = getCustomOp(thr)
+        odt = t_inst.get_nodeattr("outputDataType")
+        if model.get_initializer(thr.input[1]) is None or (odt == "BIPOLAR" and t_inst.get_nodeattr("ActVal") != 0):
+            continue
+        merged = onnx.NodeProto()
+        merged.CopyFrom(node)
+        merged.input.append(thr.input[1])
+        merged.output[0] = thr.output[0]
+        inst = getCustomOp(merged)
+        inst.set_nodeattr("noActivation", 0)
+        inst.set_nodeattr("ActVal", int(t_inst.get_nodeattr("ActVal")))
+        inst.set_nodeattr("outputDataType", odt)
+        if MVAU_binary_rtl.supports(merged, model) is not None:
+            continue  # thresholds the core cannot hold: both layers stay
+        node.CopyFrom(merged)
+        model.graph.node.remove(thr)
+        absorbed.append(thr.name)
+    return model, absorbed

@@ -7,6 +7,9 @@
 //   XNOR = 1: inputs and weights are bits standing for -1 (0) and +1 (1); acc = number of
 //             lanes where they agree (FINN's binaryXnorMode, and BIPOLAR x BIPOLAR);
 //   XNOR = 0: weights are -1 (0) / +1 (1), inputs IBITS-bit integers; acc = sum of +-x.
+//             Lanes go in pairs (a, b): the four sums +-x_a +-x_b are formed once per beat
+//             and shared by all PEs, so a PE spends one 4:1 selection per bit of a pair
+//             and an adder tree over SIMD/2 terms, not an adder per lane.
 // Output: the accumulator (N_THR = 0), or #(acc >= T[c][j]) + ACT_VAL (embedded thresholds;
 // a BIPOLAR output is the 0/1 count itself, which FINN packs as -1/+1).
 //
@@ -34,6 +37,7 @@ module qnn_mvu_binary #(
 	int unsigned N_THR = 0,      // thresholds per channel; 0: the accumulator is the output
 	int          ACT_VAL = 0,
 	int unsigned OBITS = 8,      // bits per output element
+	bit          WEIGHTS_BRAM = 0,   // 1: weights in block RAM (rom_style), 0: synthesis decides
 	parameter    WEIGHTS_FILE = "",
 	parameter    THRESHOLDS_FILE = "",
 	int unsigned IWIDTH = SIMD * IBITS,
@@ -56,13 +60,12 @@ module qnn_mvu_binary #(
 	localparam int unsigned SF_BITS = SF > 1 ? $clog2(SF) : 1;
 	localparam int unsigned NF_BITS = NF > 1 ? $clog2(NF) : 1;
 	localparam int unsigned WA_BITS = WMEM > 1 ? $clog2(WMEM) : 1;
-	// A lane's term in sum mode is x for w = +1 and ~x = -x - 1 for w = -1 (an inversion, not
-	// a negation: the missing +1 per -1 weight is added once per beat as a count, which saves
-	// an adder per lane). ~x of a signed x stays in its IBITS; an unsigned x needs a sign bit.
-	localparam int unsigned TERM_BITS = XNOR ? 1 : (ISIGNED ? IBITS : IBITS + 1);
-	localparam int unsigned SIMD_LOG = SIMD > 1 ? $clog2(SIMD) : 0;
-	localparam int unsigned PSUM_BITS = TERM_BITS + SIMD_LOG;
-	localparam int unsigned NCNT_BITS = 1 + SIMD_LOG;
+	// sum mode: lane pairs, each term +-x_a +-x_b (a lone last lane: +-x_a)
+	localparam int unsigned NPAIR = (SIMD + 1) / 2;
+	localparam int unsigned PAIR_BITS = IBITS + 2;
+	localparam int unsigned TERMS = XNOR ? SIMD : NPAIR;
+	localparam int unsigned TERM_BITS = XNOR ? 1 : PAIR_BITS;
+	localparam int unsigned PSUM_BITS = TERM_BITS + (TERMS > 1 ? $clog2(TERMS) : 0);
 	localparam int unsigned CNT_BITS = N_THR > 0 ? $clog2(N_THR + 1) : 1;
 
 	typedef logic signed [ACC_BITS-1:0] acc_t;
@@ -105,34 +108,42 @@ module qnn_mvu_binary #(
 	end
 
 	// ---- stage 1: weights and inputs ------------------------------------------------
-	logic [PE*SIMD-1:0]  wmem [WMEM];
-	initial $readmemh(WEIGHTS_FILE, wmem);
-
 	logic [PE*SIMD-1:0]  w1;
-	logic [IWIDTH-1:0]   x1;
-	logic  v1, first1, last1;
-	logic [NF_BITS-1:0]  nf1;
+	if (WEIGHTS_BRAM) begin : gen_wbram
+		(* rom_style = "block", ram_style = "block" *) logic [PE*SIMD-1:0]  wmem [WMEM];
+		initial $readmemh(WEIGHTS_FILE, wmem);
+		always_ff @(posedge clk) begin
+			if (en)
+				w1 <= wmem[waddr];
+		end
+	end : gen_wbram
+	else begin : gen_wauto
+		logic [PE*SIMD-1:0]  wmem [WMEM];
+		initial $readmemh(WEIGHTS_FILE, wmem);
+		always_ff @(posedge clk) begin
+			if (en)
+				w1 <= wmem[waddr];
+		end
+	end : gen_wauto
 
+	// this step's input beat: streamed during the nf = 0 pass, replayed after it
+	logic [IWIDTH-1:0]  x0;
 	if (NF > 1) begin : gen_replay
-		// the input vector, kept for the passes nf > 0
 		logic [IWIDTH-1:0]  ibuf [SF];
 		always_ff @(posedge clk) begin
 			if (issue && first_pass)
 				ibuf[sf] <= s_tdata;
-			if (en)
-				x1 <= first_pass ? s_tdata : ibuf[sf];
 		end
+		assign x0 = first_pass ? s_tdata : ibuf[sf];
 	end : gen_replay
 	else begin : gen_stream
-		always_ff @(posedge clk) begin
-			if (en)
-				x1 <= s_tdata;
-		end
+		assign x0 = s_tdata;
 	end : gen_stream
 
+	logic  v1, first1, last1;
+	logic [NF_BITS-1:0]  nf1;
 	always_ff @(posedge clk) begin
 		if (en) begin
-			w1 <= wmem[waddr];
 			first1 <= sf == '0;
 			last1 <= int'(sf) == SF - 1;
 			nf1 <= nf;
@@ -140,51 +151,66 @@ module qnn_mvu_binary #(
 	end
 
 	// ---- stage 2: one beat's sum per PE (adder trees) -------------------------------
-	logic [PSUM_BITS-1:0]  psum2 [PE];   // XNOR: matches (unsigned); sum mode: sum of x / ~x
-	logic [NCNT_BITS-1:0]  ncnt2 [PE];   // sum mode: number of -1 weights in the beat
+	logic [PSUM_BITS-1:0]  psum2 [PE];   // XNOR: matches (unsigned); sum mode: sum of +-x
 	logic  v2, first2, last2;
 	logic [NF_BITS-1:0]  nf2;
 
-	for (genvar p = 0; p < PE; p++) begin : gen_pe
-		logic [SIMD*TERM_BITS-1:0]  terms;
-		logic [PSUM_BITS-1:0]  psum;
-		if (XNOR) begin : gen_match
-			assign terms = x1 ~^ w1[p*SIMD +: SIMD];
-		end : gen_match
-		else begin : gen_signed_terms
-			for (genvar s = 0; s < SIMD; s++) begin : gen_lane
-				// sign- or zero-extended x, inverted where the weight is -1
-				logic [TERM_BITS-1:0]  x;
-				if (ISIGNED) begin : gen_sext
-					assign x = TERM_BITS'($signed(x1[s*IBITS +: IBITS]));
-				end : gen_sext
-				else begin : gen_zext
-					assign x = TERM_BITS'(x1[s*IBITS +: IBITS]);
-				end : gen_zext
-				assign terms[s*TERM_BITS +: TERM_BITS] = w1[p*SIMD + s] ? x : ~x;
-			end : gen_lane
-		end : gen_signed_terms
-		qnn_mvu_binary_addtree #(.N(SIMD), .W(TERM_BITS), .SIGNED(!XNOR)) tree (.terms(terms), .sum(psum));
-
-		if (XNOR) begin : gen_no_ncnt
+	if (XNOR) begin : gen_xnor
+		logic [IWIDTH-1:0]  x1;
+		always_ff @(posedge clk) begin
+			if (en)
+				x1 <= x0;
+		end
+		for (genvar p = 0; p < PE; p++) begin : gen_pe
+			logic [PSUM_BITS-1:0]  psum;
+			qnn_mvu_binary_addtree #(.N(SIMD), .W(1), .SIGNED(0))
+				tree (.terms(x1 ~^ w1[p*SIMD +: SIMD]), .sum(psum));
+			always_ff @(posedge clk) begin
+				if (en)
+					psum2[p] <= psum;
+			end
+		end : gen_pe
+	end : gen_xnor
+	else begin : gen_sum
+		// pair j's four sums, registered: pv1[j][{w_a, w_b}] = (w_a ? x_a : -x_a) + (w_b ? x_b : -x_b)
+		typedef logic signed [PAIR_BITS-1:0]  pair_t;
+		pair_t  pv1 [NPAIR][4];
+		for (genvar j = 0; j < NPAIR; j++) begin : gen_pair
+			pair_t  xa, xb;
+			if (ISIGNED) begin : gen_sext
+				assign xa = pair_t'($signed(x0[2*j*IBITS +: IBITS]));
+				assign xb = 2*j + 1 < SIMD ? pair_t'($signed(x0[(2*j + 1)*IBITS +: IBITS])) : pair_t'(0);
+			end : gen_sext
+			else begin : gen_zext
+				assign xa = pair_t'(x0[2*j*IBITS +: IBITS]);
+				assign xb = 2*j + 1 < SIMD ? pair_t'(x0[(2*j + 1)*IBITS +: IBITS]) : pair_t'(0);
+			end : gen_zext
 			always_ff @(posedge clk) begin
 				if (en) begin
-					psum2[p] <= psum;
-					ncnt2[p] <= '0;
+					pv1[j][3] <= xa + xb;
+					pv1[j][2] <= xa - xb;
+					pv1[j][1] <= xb - xa;
+					pv1[j][0] <= -xa - xb;
 				end
 			end
-		end : gen_no_ncnt
-		else begin : gen_ncnt
-			logic [NCNT_BITS-1:0]  ncnt;
-			qnn_mvu_binary_addtree #(.N(SIMD), .W(1), .SIGNED(0)) negs (.terms(~w1[p*SIMD +: SIMD]), .sum(ncnt));
+		end : gen_pair
+		for (genvar p = 0; p < PE; p++) begin : gen_pe
+			logic [NPAIR*PAIR_BITS-1:0]  terms;
+			for (genvar j = 0; j < NPAIR; j++) begin : gen_term
+				logic [1:0]  sel;
+				// a lone last lane's missing partner counts as weight +1 times x_b = 0
+				assign sel = {w1[p*SIMD + 2*j], 2*j + 1 < SIMD ? w1[p*SIMD + 2*j + 1] : 1'b1};
+				assign terms[j*PAIR_BITS +: PAIR_BITS] = pv1[j][sel];
+			end : gen_term
+			logic [PSUM_BITS-1:0]  psum;
+			qnn_mvu_binary_addtree #(.N(NPAIR), .W(PAIR_BITS), .SIGNED(1), .KMIN(0))
+				tree (.terms(terms), .sum(psum));
 			always_ff @(posedge clk) begin
-				if (en) begin
+				if (en)
 					psum2[p] <= psum;
-					ncnt2[p] <= ncnt;
-				end
 			end
-		end : gen_ncnt
-	end : gen_pe
+		end : gen_pe
+	end : gen_sum
 
 	always_ff @(posedge clk) begin
 		if (en) begin
@@ -200,7 +226,7 @@ module qnn_mvu_binary #(
 
 	for (genvar p = 0; p < PE; p++) begin : gen_acc
 		acc_t  beat;
-		assign beat = XNOR ? acc_t'(psum2[p]) : acc_t'($signed(psum2[p])) + acc_t'(ncnt2[p]);
+		assign beat = XNOR ? acc_t'(psum2[p]) : acc_t'($signed(psum2[p]));
 		always_ff @(posedge clk) begin
 			if (en && v2)
 				acc3[p] <= (first2 ? acc_t'(0) : acc3[p]) + beat;

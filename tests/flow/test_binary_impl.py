@@ -1,5 +1,6 @@
-"""--binary-impl: binary (bipolar) layers on qnnflow's LUT-based XNOR-popcount core (xnor,
-the default) or, relabelled as INT2, on FINN's DSP-based RTL matrix unit (dsp)."""
+"""--binary-impl: binary (bipolar) layers on qnnflow's LUT-based cores (xnor, the default:
+XNOR popcount, and +-1 weights x integer inputs on adder trees, the first layer included)
+or, relabelled as INT2, on FINN's DSP-based RTL matrix unit (dsp)."""
 from __future__ import annotations
 
 import json
@@ -132,3 +133,39 @@ def test_tfc_w1a1_dsp_bit_exact_in_every_stage(dsp_build):
     # the accelerator outputs the +-1 dot products: logits = integers * one scale (no popcount offset)
     y = np.load(out / "outputs" / "rtlsim.npy")
     assert y.min() < 0 and np.all(np.abs(y) <= 64) and np.all(y % 2 == 0)  # 64 terms of +-1: even
+
+
+@pytest.fixture(scope="module")
+def lut_build(tmp_path_factory):
+    """`qnnflow build --model tfc-w1a1 --fps 1000000 --topk 1` (the default --binary-impl)."""
+    out = tmp_path_factory.mktemp("w1a1lut") / "b"
+    r = subprocess.run([sys.executable, "-m", "flow.cli", "build", "--model", "tfc-w1a1", "--fps", "1000000",
+                        "--topk", "1", "--samples", "100", "--out", str(out)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return out, json.loads((out / "report.json").read_text())
+
+
+def test_tfc_w1a1_at_1m_fps_runs_on_luts_only(lut_build):
+    """Every layer, the 8-bit-pixel first one included, on our binary core with its thresholds
+    inside (no accumulator stream, no thresholding layer): no DSP, >= 1e6 images/s, exact."""
+    out, rep = lut_build
+    ops = [layer["op_type"] for layer in rep["layers"] if not layer["op_type"].startswith("Streaming")]
+    assert ops == ["MVAU_binary_rtl"] * 4 + ["LabelSelect_rtl"]
+    assert rep["thresholds_absorbed"] == ["Thresholding_rtl_0", "Thresholding_rtl_1", "Thresholding_rtl_2"]
+    assert rep["estimates"]["layer_resources"]["total"]["DSP"] == 0
+    v = rep["verify"]
+    assert v["mismatches"] == {s: 0 for s in STAGES}, v["first_mismatch"]
+    assert rep["rtlsim"]["fps"] >= 1e6 and rep["rtlsim"]["cycles_per_image"] <= 100
+
+
+def test_tfc_w1a1_first_layer_synthesizes_without_dsp(lut_build):
+    """Yosys on the first layer (784 x 64, 512 lanes of 8-bit pixels x +-1): adder trees on
+    carry chains, weights in block RAM; FINN's MVAU_rtl took 176 DSP48E1 and ~16k LUT here."""
+    from hw.synth import synth_counts
+
+    out, _ = lut_build
+    r = synth_counts(out, top=False, layers=["MVAU_binary_rtl_0"])
+    c = r["layers"]["MVAU_binary_rtl_0"]["counts"]
+    assert r["layers"]["MVAU_binary_rtl_0"]["status"] == "ok"
+    assert c["DSP48E1"] == 0 and c["BRAM_18K"] > 0
+    assert c["LUT"] < 7000, c

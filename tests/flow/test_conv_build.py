@@ -244,8 +244,9 @@ def test_input_shape_of_conv_modules(tmp_path):
 
 def test_lenet5_w1a1_all_rtl_bit_exact(tmp_path):
     """Binary LeNet-5 (w1a1: sign weights x mean|W|, sign activations; seeded random weights,
-    BatchNorms calibrated on MNIST): its first conv (8-bit pixels x +-1) on FINN's RTL MVU, the
-    binary convs and FCs on qnnflow's XNOR-popcount core, the max pools of the 0/1 codes on
+    BatchNorms calibrated on MNIST): its first conv (8-bit pixels x +-1) on qnnflow's binary core
+    in its adder-tree mode, the binary convs and FCs on its XNOR-popcount mode, each with its
+    thresholds inside (no DSP, no thresholding layer), the max pools of the 0/1 codes on
     qnnflow's pool core; all RTL, bit-exact in Verilator with and without stalls. Brevitas
     computes in float32: a pre-activation exactly on a sign boundary may come out a few ulps
     off, so the float stages may differ from the exact integers only on such float ties
@@ -260,12 +261,14 @@ def test_lenet5_w1a1_all_rtl_bit_exact(tmp_path):
     ops = [layer["op_type"] for layer in report["layers"]
            if not layer["op_type"].startswith(("StreamingFIFO", "StreamingDataWidthConverter"))]
     assert ops == [
-        "FMPadding_rtl", "ConvolutionInputGenerator_rtl", "MVAU_rtl", "Thresholding_rtl",
+        "FMPadding_rtl", "ConvolutionInputGenerator_rtl", "MVAU_binary_rtl",
         "ConvolutionInputGenerator_rtl", "Pool_rtl",
-        "ConvolutionInputGenerator_rtl", "MVAU_binary_rtl", "Thresholding_rtl",
+        "ConvolutionInputGenerator_rtl", "MVAU_binary_rtl",
         "ConvolutionInputGenerator_rtl", "Pool_rtl",
-        "MVAU_binary_rtl", "Thresholding_rtl", "MVAU_binary_rtl", "Thresholding_rtl", "MVAU_binary_rtl",
+        "MVAU_binary_rtl", "MVAU_binary_rtl", "MVAU_binary_rtl",
     ]
+    assert len(report["thresholds_absorbed"]) == 4
+    assert report["estimates"]["layer_resources"]["total"]["DSP"] == 0
     v = report["verify"]
     assert v["samples"] == 100 and v["skipped"] == {}
     for stage in ("streamlined", "hw_python", "intsim", "rtlsim", "rtlsim_stalls"):

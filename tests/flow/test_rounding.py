@@ -82,7 +82,7 @@ def test_bnn_pynq_tfc_full_mnist_test_set(tmp_path):
 def test_bnn_pynq_tfc_1w1a_all_rtl(tmp_path):
     """Brevitas's own binary TFC (bipolar input quantizer on 2x - 1, sign activations, BIPOLAR
     weights), seeded, through the Python API: every layer lowers to RTL (the binary matrix
-    units on qnnflow's XNOR-popcount core) and every stage, Verilator included, gives Brevitas's
+    units on qnnflow's XNOR-popcount core, thresholds inside) and every stage, Verilator included, gives Brevitas's
     integers on 300 MNIST test images."""
     from brevitas_examples.bnn_pynq.models import model_with_cfg
 
@@ -91,7 +91,8 @@ def test_bnn_pynq_tfc_1w1a_all_rtl(tmp_path):
     rep = flow.build(net.eval(), torch.zeros(1, 784), tmp_path / "b", samples=300)
     assert rep["hls_layers"] == []
     ops = [layer["op_type"] for layer in rep["layers"] if not layer["op_type"].startswith("Streaming")]
-    assert ops == ["Thresholding_rtl", "MVAU_binary_rtl"] * 4
+    # the input quantizer stays a thresholding layer; the others are inside the binary cores
+    assert ops == ["Thresholding_rtl"] + ["MVAU_binary_rtl"] * 4 and len(rep["thresholds_absorbed"]) == 3
     assert rep["verify"]["samples"] == 300 and rep["verify"]["skipped"] == {}
     assert rep["verify"]["mismatches"] == {s: 0 for s in ("brevitas", "qonnx", "streamlined", "hw_python", "intsim",
                                                           "rtlsim", "rtlsim_stalls")}, rep["verify"]["first_mismatch"]

@@ -200,3 +200,81 @@ def test_mvu_binary_executes_in_python_as_finn_mvau():
     assert {n.op_type for n in g.graph.node} == {"MVAU_binary"}
     y = np.stack([execute_onnx(g, {"x0": xi[None].astype(np.float32)})[g.graph.output[0].name][0] for xi in x])
     np.testing.assert_array_equal(y, sim.run(m, x))
+
+
+def _mvau_rtl(wdt: str, weights: np.ndarray, idt: str = "UINT4") -> ModelWrapper:
+    """One FINN MVAU_rtl (what SpecializeLayers makes of a +-1 x integer layer, the weights
+    labelled INT2 by FINN's width minimisation)."""
+    rng = np.random.default_rng(3)
+    mw, mh = weights.shape
+    m = mvau_model([dict(mw=mw, mh=mh, pe=1, simd=2, idt=idt, wdt=wdt, odt=None, weights=weights)], rng)
+    node = m.graph.node[0]
+    node.op_type, node.domain = "MVAU_rtl", "finn.custom_op.fpgadataflow.rtl"
+    return m
+
+
+def test_binary_weights_leave_finn_dsp_unit():
+    """+-1 weights x integers on FINN's MVAU_rtl (DSP slices) move onto our LUT core by default;
+    ternary or wider weights stay on FINN's unit, and so does everything with lut_binary=False
+    (--binary-impl dsp). A FINN RTL layer that stays is not reported as kept on HLS."""
+    rng = np.random.default_rng(4)
+    pm1 = rng.choice([-1, 1], (4, 2))
+    m, moved, kept = open_rtl_layers(_mvau_rtl("INT2", pm1))
+    assert moved == {"MVAU_hls_0": "MVAU_binary_rtl"} and not kept
+    assert getCustomOp(m.graph.node[0]).dsp_estimation("xc7z020clg400-1") == 0
+    for w in (np.array([[1, -1], [0, 1], [1, 1], [-1, -1]]), rng.integers(-7, 8, (4, 2))):
+        m, moved, kept = open_rtl_layers(_mvau_rtl("INT4", w))
+        assert m.graph.node[0].op_type == "MVAU_rtl" and not moved and not kept
+    m, moved, _ = open_rtl_layers(_mvau_rtl("INT2", pm1), lut_binary=False)
+    assert m.graph.node[0].op_type == "MVAU_rtl" and not moved
+
+
+def _thresholding(i: int, ch: int, n_thr: int, idt: str, odt: str, act_val: int, rng, lo: int, hi: int):
+    thr = np.sort(rng.integers(lo, hi + 1, (ch, n_thr)), axis=1)
+    node = helper.make_node(
+        "Thresholding_rtl", [f"x{i}", f"t{i}"], [f"x{i + 1}"], name=f"Thresholding_rtl_{i}",
+        domain="finn.custom_op.fpgadataflow.rtl", backend="fpgadataflow", NumChannels=ch, PE=1,
+        numSteps=n_thr, inputDataType=idt, weightDataType="INT32", outputDataType=odt, ActVal=act_val,
+        numInputVectors=[1])
+    return node, helper.make_tensor(f"t{i}", TensorProto.FLOAT, [ch, n_thr], thr.astype(np.float32).ravel())
+
+
+@pytest.mark.parametrize("odt,n_thr,act_val", [("BIPOLAR", 1, 0), ("INT2", 3, -2)])
+def test_absorbed_thresholds_compute_the_same(odt, n_thr, act_val, tmp_path):
+    """A binary layer's accumulators read only by a thresholding layer: the thresholds move into
+    the core (one layer, no accumulator stream); intsim and the simulated RTL agree with the
+    two-layer graph, stalls included. A second reader of the accumulators keeps them apart."""
+    from hw.ops import absorb_thresholds
+
+    rng = np.random.default_rng(5 + n_thr)
+    layer = dict(mw=12, mh=6, pe=2, simd=4, idt="UINT8", wdt="BIPOLAR", odt=None)
+    m = mvau_model([layer], rng)
+    adt = m.get_tensor_datatype("x1")
+    tn, ti = _thresholding(1, 6, n_thr, adt.name, odt, act_val, rng, int(adt.min()) // 3, int(adt.max()) // 3)
+    m.graph.node.append(tn)
+    m.graph.initializer.append(ti)
+    m.graph.output[0].name = "x2"
+    m.set_tensor_shape("x1", [1, 6])
+    m.set_tensor_datatype("t1", DataType["INT32"])
+    m.set_tensor_datatype("x2", DataType[odt])
+    m, _, _ = open_rtl_layers(m)
+    x = random_inputs("UINT8", 40, 12, rng)
+    ref = sim.run(m, x)
+    m, absorbed = absorb_thresholds(m)
+    assert absorbed == ["Thresholding_rtl_1"] and [n.op_type for n in m.graph.node] == ["MVAU_binary_rtl"]
+    inst = getCustomOp(m.graph.node[0])
+    assert inst.get_nodeattr("noActivation") == 0 and inst.get_nodeattr("outputDataType") == odt
+    np.testing.assert_array_equal(sim.run(m, x), ref)
+    with finn_build_dir(tmp_path / "finn"):
+        for stall in (0.0, 0.3):
+            r = simulate_layer(m, x, tmp_path / f"s{stall}", stall=stall, seed=2)
+            np.testing.assert_array_equal(r.outputs, ref, err_msg=f"stall {stall}")
+
+    m2 = mvau_model([layer], rng)
+    tn, ti = _thresholding(1, 6, n_thr, adt.name, odt, act_val, rng, -5, 5)
+    m2.graph.node.append(tn)
+    m2.graph.initializer.append(ti)
+    m2.graph.output.append(helper.make_tensor_value_info("x2", TensorProto.FLOAT, [1, 6]))
+    m2, _, _ = open_rtl_layers(m2)
+    m2, absorbed = absorb_thresholds(m2)  # x1 is also a graph output: both layers stay
+    assert not absorbed and len(m2.graph.node) == 2
