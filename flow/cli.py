@@ -292,6 +292,22 @@ def _cmd_eval(a) -> int:
     return 0
 
 
+def _cmd_compact(a) -> int:
+    from models import ModelError, compact_checkpoint
+
+    if Path(a.out).resolve() == Path(a.checkpoint).resolve():
+        raise FlowError(f"--out {a.out} is the input checkpoint; write the compact one elsewhere")
+    try:
+        r = compact_checkpoint(a.checkpoint, a.out)
+    except ModelError as exc:
+        raise FlowError(str(exc)) from None
+    Console().print(f"{a.out}: {r['layers']} quantized weight tensors as integer codes (the same codes), "
+                    f"{r['bytes_before'] / 2**20:.2f} MiB -> {r['bytes_after'] / 2**20:.2f} MiB; scales within "
+                    f"{r['max_scale_rel_diff']:.1e} (relative); MNIST test top-1 {r['test_accuracy_before']:.2f} % -> "
+                    f"{r['test_accuracy']:.2f} %, {r['predictions_changed']} of 20000 test/val predictions changed")
+    return 0
+
+
 def _cmd_bench(a) -> int:
     from .bench import bench_table, run_bench
 
@@ -436,7 +452,8 @@ def make_parser() -> argparse.ArgumentParser:
     b.add_argument("--topk", type=int, default=0, metavar="K",
                    help="end the accelerator in label select: it outputs the K best class indices")
     b.add_argument("--binary-impl", choices=BINARY_IMPLS, default="xnor",
-                   help="binary (bipolar) layers: xnor = qnnflow's LUT-based XNOR-popcount core (default), "
+                   help="binary (bipolar) layers: xnor = qnnflow's LUT cores (default: XNOR popcount, and "
+                        "+-1 weights x integer inputs, e.g. the first layer, on adder trees; no DSP), "
                         "dsp = bipolar relabelled INT2 on FINN's DSP-based RTL matrix unit (MVAU_rtl)")
     b.add_argument("--samples", type=int, default=1000, help="verification samples (default 1000)")
     b.add_argument("--allow-over-budget", action="store_true",
@@ -498,6 +515,12 @@ def make_parser() -> argparse.ArgumentParser:
     e.add_argument("model", help="a zoo name (its shipped checkpoint) or a checkpoint path")
     e.add_argument("--split", default="test", choices=("train", "val", "test"))
     e.set_defaults(func=_cmd_eval)
+
+    co = sub.add_parser("compact", help="rewrite a checkpoint with its quantized weights as integer codes "
+                                        "(about 4x smaller; for deployment and the zoo)")
+    co.add_argument("checkpoint", help="a checkpoint written by qnnflow train")
+    co.add_argument("--out", required=True, help="the compact checkpoint to write")
+    co.set_defaults(func=_cmd_compact)
 
     _compress_parser(sub)
 

@@ -86,6 +86,78 @@ def save_checkpoint(path: Path, model: nn.Module, meta: dict) -> None:
     torch.save({"format": CHECKPOINT_FORMAT, "state_dict": state, "meta": meta}, path)
 
 
+def _quant_layers(model: nn.Module):
+    """(name, module) of every layer whose weights Brevitas quantizes."""
+    from brevitas.nn.quant_layer import QuantWeightBiasInputOutputLayer
+
+    for name, m in model.named_modules():
+        if isinstance(m, QuantWeightBiasInputOutputLayer) and m.weight_quant.is_quant_enabled:
+            yield name, m
+
+
+def compact_checkpoint(src: str | Path, dst: str | Path) -> dict:
+    """Write `src` again with each quantized weight tensor as integer codes (int8, int16 past
+    8 bits) times its quantizer's scale, instead of float32 latent weights: a binary MLP
+    shrinks about 4x. The float latent weights are gone: a compact checkpoint is for
+    deployment (build, eval, verify, shipping in the zoo); --init from it starts at the
+    quantized weights.
+
+    Contract: the loaded module quantizes its weights to the same integer codes as `src`
+    (checked; ModelError otherwise). A scale that Brevitas computes from the weights (e.g.
+    mean|W| per channel) may come out a few ulps from the original, as the float32 mean of
+    equal values need not be that value; the module is then a (negligibly) different float
+    model (an image whose activations sit exactly on a quantizer step may change class), so
+    its MNIST accuracy is measured again and recorded in its metadata
+    (test_accuracy, val_accuracy; the originals under compact_of), and its command gains
+    this step.
+    Returns {"layers", "bytes_before", "bytes_after", "max_scale_rel_diff", "test_accuracy",
+    "test_accuracy_before", "predictions_changed"}."""
+    from .data import load_mnist
+
+    src, dst = Path(src), Path(dst)
+    model, meta = load_checkpoint(src)
+    ref = {name: m.quant_weight() for name, m in _quant_layers(model)}
+    codes = {}
+    for name, q in ref.items():
+        c = torch.round(q.value / q.scale).detach()
+        codes[f"{name}.weight"] = {"codes": c.to(torch.int8 if int(q.bit_width) <= 8 else torch.int16),
+                                   "magnitude": q.scale.detach().clone().float()}
+    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items() if k not in codes}
+    test, val = load_mnist("test"), load_mnist("val")
+
+    def predict(module, split):
+        with torch.no_grad():
+            return torch.cat([module(torch.from_numpy(split.x[i:i + 1000])).argmax(1)
+                              for i in range(0, len(split.y), 1000)]).numpy()
+
+    before = {k: predict(model, d) for k, d in (("test", test), ("val", val))}
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(dst.name + ".tmp")
+    torch.save({"format": CHECKPOINT_FORMAT, "state_dict": state, "codes": codes, "meta": meta}, tmp)
+    back, _ = load_checkpoint(tmp)
+    rel = 0.0
+    for name, m in _quant_layers(back):
+        q = m.quant_weight()
+        if not torch.equal(torch.round(q.value / q.scale), torch.round(ref[name].value / ref[name].scale)):
+            tmp.unlink()
+            raise ModelError(f"{src}: layer {name}'s integer weight codes change when loaded from codes; "
+                             "keep the full checkpoint")
+        rel = max(rel, float(((q.scale - ref[name].scale).abs() / ref[name].scale.abs()).max()))
+    after = {k: predict(back, d) for k, d in (("test", test), ("val", val))}
+    acc = {k: float((after[k] == d.y).mean() * 100) for k, d in (("test", test), ("val", val))}
+    made = f"qnnflow compact {src} --out {dst}"
+    meta = {**meta, "compact": True, "test_accuracy": acc["test"], "val_accuracy": acc["val"],
+            "command": f"{meta['command']} && {made}" if meta.get("command") else made,
+            "compact_of": {"checkpoint": src.name, "test_accuracy": meta.get("test_accuracy"),
+                           "val_accuracy": meta.get("val_accuracy")}}
+    torch.save({"format": CHECKPOINT_FORMAT, "state_dict": state, "codes": codes, "meta": meta}, tmp)
+    tmp.replace(dst)
+    return {"layers": len(codes), "bytes_before": src.stat().st_size, "bytes_after": dst.stat().st_size,
+            "max_scale_rel_diff": rel, "test_accuracy": acc["test"],
+            "test_accuracy_before": float((before["test"] == test.y).mean() * 100),
+            "predictions_changed": int((before["test"] != after["test"]).sum() + (before["val"] != after["val"]).sum())}
+
+
 def load_checkpoint(path: str | Path, name: str | None = None) -> tuple[nn.Module, dict]:
     """Load a checkpoint (weights only, never pickled code) and the module it belongs to.
 
@@ -114,8 +186,15 @@ def load_checkpoint(path: str | Path, name: str | None = None) -> tuple[nn.Modul
         model = build_model(ck_name, **arch_kwargs)
     except ModelError as exc:
         raise ModelError(f"checkpoint {path}: {exc}") from None
+    state = dict(ckpt["state_dict"])
+    try:  # a compact checkpoint (compact_checkpoint): weights = codes * magnitude
+        for key, entry in (ckpt.get("codes") or {}).items():
+            state[key] = entry["codes"].float() * entry["magnitude"]
+    except (TypeError, KeyError, AttributeError, RuntimeError) as exc:
+        raise ModelError(f"checkpoint {path}: its integer weight codes are malformed ({exc.__class__.__name__}); "
+                         "write it again with `qnnflow compact`") from None
     try:
-        missing, unexpected = model.load_state_dict(ckpt["state_dict"], strict=False)
+        missing, unexpected = model.load_state_dict(state, strict=False)
     except (RuntimeError, TypeError, AttributeError) as exc:  # size mismatches, non-tensor entries
         first = next((ln.strip() for ln in str(exc).splitlines()[1:] if ln.strip()), str(exc).strip())
         raise ModelError(f"checkpoint {path} does not match {ck_name}: {first[:200]}") from None
