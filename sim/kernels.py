@@ -180,6 +180,13 @@ def k_streaming_concat(p, *xs):
     return np.concatenate(xs, axis=-1)
 
 
+@kernel("StreamingSplit")
+def k_streaming_split(p, x):
+    """y_k = the k-th group of ChannelsPerStream consecutive channels (last axis)."""
+    cuts = np.cumsum(p.attrs["ChannelsPerStream"])[:-1]
+    return tuple(np.split(x, cuts, axis=-1))
+
+
 @kernel("Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity")
 def k_reshape(p, x, *_):
     """y = x with the per-sample output shape (values and order unchanged)."""

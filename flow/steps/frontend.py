@@ -28,6 +28,8 @@ from ..record import BuildRecord
 from ..errors import FlowError
 from ..transforms import (
     BipolarAsInt2,
+    ExplicitSplitSizes,
+    MoveMulPastSplit,
     MoveScalesPastJoins,
     ReduceMeanToGlobalAveragePool,
     TransposeBeforeInputThresholds,
@@ -49,7 +51,7 @@ LOWERABLE_OPS = QONNX_OPS | {
     "MatMul", "Gemm", "Conv", "Relu", "BatchNormalization", "Mul", "Add", "Sub", "Div",
     "Reshape", "Flatten", "Transpose", "MaxPool", "AveragePool", "GlobalAveragePool", "Pad",
     "Identity", "Squeeze", "Unsqueeze", "MultiThreshold", "TopK", "Im2Col", "MaxPoolNHWC",
-    "XnorPopcountMatMul", "Constant", "Sign", "Concat",
+    "XnorPopcountMatMul", "Constant", "Sign", "Concat", "Split",
 }
 
 
@@ -99,6 +101,14 @@ def _why_not_lowerable(model: ModelWrapper, n) -> str | None:
                 any(sc.shape != scales[0].shape or not np.array_equal(sc, scales[0]) for sc in scales[1:]):
             return ("its inputs are on different quantization scales, so the join is not an integer "
                     "one; give the branches one shared activation quantizer module")
+    if n.op_type == "Split":
+        shape = model.get_tensor_shape(n.input[0]) or []
+        parts = [(model.get_tensor_shape(o) or [None])[-1] for o in n.output]
+        if len(shape) != 2 or int(attrs.get("axis", 0)) not in (1, -1):
+            return (f"split of a {len(shape)}-D tensor on axis {attrs.get('axis', 0)} (the flow splits the "
+                    "channels of a flat (N, C) tensor: torch.chunk in an MLP)")
+        if len(set(parts)) != 1:
+            return f"unequal parts {parts} (equal channel groups only, as torch.chunk makes)"
     if n.op_type == "Conv":
         group = int(attrs.get("group", 1))
         cin = (model.get_tensor_shape(n.input[0]) or [0, 0])[1]
@@ -350,6 +360,10 @@ def step_streamline(model: ModelWrapper, cfg: BuildConfig, rec: BuildRecord) -> 
         model = model.transform(MakeMaxPoolNHWC())
         model = model.transform(absorb.AbsorbConsecutiveTransposes())
         model = model.transform(TransposeBeforeInputThresholds())
+    if model.get_nodes_by_op_type("Split"):  # channel splits (torch.chunk): scales onto the parts
+        model = model.transform(ExplicitSplitSizes())
+        model = model.transform(MoveMulPastSplit())
+        model = model.transform(ExactStreamline())
     if dynamic_joins(model):  # residual adds: their scales out of the join, then streamline again
         model = model.transform(MoveScalesPastJoins())
         model = model.transform(ExactStreamline())

@@ -50,6 +50,12 @@ def step_convert_to_hw(model: ModelWrapper, cfg: BuildConfig, rec: BuildRecord) 
     from finn.transformation.move_reshape import RemoveCNVtoFCFlatten
 
     del to_hw
+    if model.get_nodes_by_op_type("Split"):
+        # first: qonnx's datatype inference gives a Split's outputs FLOAT32, FINN's
+        # StreamingSplit the input's type, which the matrix units after it need
+        from finn.transformation.fpgadataflow.convert_to_hw.split import InferSplitLayer
+
+        model = model.transform(InferSplitLayer()).transform(InferDataTypes())
     for t in (InferThresholdingLayer(), InferBinaryMatrixVectorActivation(),
               InferQuantizedMatrixVectorActivation(), InferVectorVectorActivation(),
               InferLabelSelectLayer(), InferThresholdingLayer(), InferFMPadding(), InferPool(),

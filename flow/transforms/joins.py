@@ -41,3 +41,86 @@ class MoveScalesPastJoins(Transformation):
         if model.get_nodes_by_op_type("Concat"):
             model = model.transform(MoveMulPastJoinConcat()).transform(MoveAddPastJoinConcat())
         return model, False
+
+
+def _split_sizes(model: ModelWrapper, node) -> list[int] | None:
+    """A Split's part sizes along its axis, from its outputs' shapes (None: not known)."""
+    from qonnx.util.basic import get_by_name
+
+    axis = get_by_name(node.attribute, "axis")
+    axis = axis.i if axis is not None else 0
+    shapes = [model.get_tensor_shape(o) for o in node.output]
+    if any(s is None for s in shapes):
+        return None
+    return [int(s[axis]) for s in shapes]
+
+
+class ExplicitSplitSizes(Transformation):
+    """A Split in opset-18 form (attribute num_outputs, no sizes input), as torch.chunk
+    exports, gets its part sizes as the constant second input FINN's InferSplitLayer reads.
+    The parts are unchanged."""
+
+    def apply(self, model: ModelWrapper):
+        import numpy as np
+
+        changed = False
+        for n in model.graph.node:
+            if n.op_type != "Split" or (len(n.input) > 1 and n.input[1]):
+                continue
+            sizes = _split_sizes(model, n)
+            if sizes is None:
+                continue
+            name = model.make_new_valueinfo_name()
+            model.set_initializer(name, np.array(sizes, dtype=np.int64))
+            del n.input[1:]
+            n.input.append(name)
+            for a in [a for a in n.attribute if a.name == "num_outputs"]:
+                n.attribute.remove(a)
+            changed = True
+        return model, changed
+
+
+class MoveMulPastSplit(Transformation):
+    """Split(x * c) becomes [Split(x)_k * c_k]: a scale in front of a channel split (the
+    activation's scale before torch.chunk) moves onto each part, where streamlining
+    absorbs it into the next layer like any scale. c is a scalar (every part gets it) or
+    per channel along the split axis (each part its slice). Exact: each element is
+    multiplied by the same constant as before."""
+
+    def apply(self, model: ModelWrapper):
+        import numpy as np
+        from onnx import helper
+        from qonnx.util.basic import get_by_name
+
+        for n in model.graph.node:
+            if n.op_type != "Split":
+                continue
+            mul = model.find_producer(n.input[0])
+            if mul is None or mul.op_type != "Mul" or len(model.find_consumers(n.input[0]) or []) != 1:
+                continue
+            c = model.get_initializer(mul.input[1])
+            sizes = _split_sizes(model, n)
+            if c is None or sizes is None:
+                continue
+            rank = len(model.get_tensor_shape(n.input[0]))
+            axis = get_by_name(n.attribute, "axis")
+            axis = (axis.i if axis is not None else 0) % rank
+            c = np.asarray(c)
+            if c.size == 1:
+                parts = [c] * len(sizes)
+            elif c.ndim == rank and c.shape[axis] == sum(sizes) and c.size == c.shape[axis]:
+                parts = np.split(c, np.cumsum(sizes)[:-1], axis=axis)
+            else:
+                continue
+            n.input[0] = mul.input[0]
+            model.graph.node.remove(mul)
+            for k, out in enumerate(list(n.output)):
+                raw = model.make_new_valueinfo_name()
+                const = model.make_new_valueinfo_name()
+                model.set_initializer(const, np.asarray(parts[k], dtype=np.float32))
+                n.output[k] = raw
+                model.set_tensor_shape(raw, model.get_tensor_shape(out))
+                idx = list(model.graph.node).index(n) + 1
+                model.graph.node.insert(idx, helper.make_node("Mul", [raw, const], [out]))
+            return model, True
+        return model, False

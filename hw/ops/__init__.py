@@ -11,16 +11,15 @@ from __future__ import annotations
 from .base import DOMAIN, GENERIC_DOMAIN, OPEN_CORES, OpenRTLBackend
 # each module registers its cores (@open_core) when imported; a new core is one module
 # here (its class, on a core in hw/rtl/) plus its import below
-from .joins import AddStreams_rtl, DuplicateStreams_rtl, StreamingConcat_rtl
+from .joins import AddStreams_rtl, DuplicateStreams_rtl, StreamingConcat_rtl, StreamingSplit_rtl
 from .labelselect import LabelSelect_rtl
 from .mvu_binary import MVAU_binary_rtl, absorb_thresholds
 from .pool import GlobalAccPool_rtl, Pool_rtl
 from .vvu import VVAU_int_rtl
 
 __all__ = ["OPEN_CORES", "AddStreams_rtl", "DuplicateStreams_rtl", "GlobalAccPool_rtl", "LabelSelect_rtl",
-           "MVAU_binary_rtl", "OpenRTLBackend", "Pool_rtl", "StreamingConcat_rtl", "VVAU_int_rtl", "absorb_thresholds",
-           "open_rtl_layers",
-           "register"]
+           "MVAU_binary_rtl", "OpenRTLBackend", "Pool_rtl", "StreamingConcat_rtl", "StreamingSplit_rtl",
+           "VVAU_int_rtl", "absorb_thresholds", "open_rtl_layers", "register"]
 
 _registered = False
 

@@ -2,7 +2,8 @@
 
 - DuplicateStreams_rtl: FINN's DuplicateStreams (one stream to N) on hw/rtl/qnn_dup_streams.sv;
 - AddStreams_rtl: FINN's ElementwiseAdd of two streamed inputs on hw/rtl/qnn_add_streams.sv;
-- StreamingConcat_rtl: FINN's StreamingConcat (channel concatenation) on hw/rtl/qnn_concat.sv.
+- StreamingConcat_rtl: FINN's StreamingConcat (channel concatenation) on hw/rtl/qnn_concat.sv;
+- StreamingSplit_rtl: FINN's StreamingSplit (the channels into N streams) on hw/rtl/qnn_split.sv.
 
 FINN has an ElementwiseAdd_rtl of its own (Versal, DSP58, equal input widths), so ours
 has another name; its generic form AddStreams is FINN's ElementwiseAdd under that name.
@@ -12,6 +13,7 @@ from __future__ import annotations
 from finn.custom_op.fpgadataflow.concat import StreamingConcat
 from finn.custom_op.fpgadataflow.duplicatestreams import DuplicateStreams
 from finn.custom_op.fpgadataflow.elementwise_binary import ElementwiseAdd
+from finn.custom_op.fpgadataflow.split import StreamingSplit
 
 from finn.custom_op.fpgadataflow.rtlbackend import RTLBackend
 
@@ -154,6 +156,44 @@ module {top} {mem_param}(
 	);
 endmodule // {top}
 """
+
+    def get_exp_cycles(self):
+        return int(super().get_exp_cycles())
+
+
+@open_core("StreamingSplit_hls")
+class StreamingSplit_rtl(StreamingSplit, OpenRTLBackend):
+    """FINN's StreamingSplit (consecutive channel groups to N streams, per pixel) on
+    hw/rtl/qnn_split.sv; every output keeps the input's type, so beats pass unchanged.
+    The core takes any group sizes; the op takes equal ones (torch.chunk), as FINN's
+    FIFO insertion gives every output the first one's shape."""
+
+    CORE = "qnn_split"
+    CORE_FILES = ("qnn_split.sv",)
+
+    @classmethod
+    def supports(cls, node, model):
+        from qonnx.custom_op.registry import getCustomOp
+
+        inst = getCustomOp(node)
+        simd = int(inst.get_nodeattr("SIMD"))
+        chans = list(inst.get_nodeattr("ChannelsPerStream"))
+        if len(set(chans)) > 1:
+            # FINN's InsertFIFO sizes every output's FIFO by output 0's folded shape
+            return f"unequal parts {chans} (FINN's FIFO insertion takes every output to be like the first)"
+        for k, ch in enumerate(chans):
+            if ch % simd or ch // simd >= 1 << 16:
+                return f"output {k}: {ch} channels at SIMD {simd}"
+        return None
+
+    def stream_outputs(self) -> int:
+        return int(self.get_n_outputs())
+
+    def core_params(self):
+        simd = int(self.get_nodeattr("SIMD"))
+        folds = [int(c) // simd for c in self.get_nodeattr("ChannelsPerStream")]
+        return {"N": len(folds), "W": int(self.get_instream_width()),
+                "FOLDS": Raw("{" + ", ".join(f"16'd{f}" for f in reversed(folds)) + "}")}
 
     def get_exp_cycles(self):
         return int(super().get_exp_cycles())

@@ -1,4 +1,5 @@
-"""Forks and joins in RTL (hw/rtl/qnn_dup_streams.sv, qnn_add_streams.sv) and the graph
+"""Forks and joins in RTL (hw/rtl/qnn_dup_streams.sv, qnn_add_streams.sv, qnn_concat.sv,
+qnn_split.sv) and the graph
 stitcher: small HW graphs with DuplicateStreams and two-stream adds against intsim, with
 folding, mixed signedness and random stalls."""
 from __future__ import annotations
@@ -214,6 +215,43 @@ def test_concat_matches_intsim(ch, simd, dt, vecs, tmp_path):
     assert r.cycles_per_image >= getCustomOp(cat).get_exp_cycles()
 
 
+def split(name, x, outs, chans, simd, dt, vecs=(1,)):
+    return helper.make_node("StreamingSplit_hls", [x], list(outs), name=name, domain=HLS, backend="fpgadataflow",
+                            SIMD=simd, ChannelsPerStream=list(chans), inputDataType=dt, numInputVectors=list(vecs))
+
+
+@pytest.mark.parametrize("ch,simd,dt,vecs", [(4, 1, "UINT4", 1), (6, 3, "INT3", 5), (4, 2, "INT2", 3)])
+def test_split_matches_intsim(ch, simd, dt, vecs, tmp_path):
+    """x (a | b | c, ch channels each) -> split -> concat(b, a + c): the split sends consecutive
+    channel groups to three streams, the joins read them in another order; with and without
+    stalls. (The core itself takes unequal groups; see test_split_core_takes_unequal_parts.)"""
+    d = DataType[dt]
+    s = DataType[f"{'INT' if d.signed() else 'UINT'}{d.bitwidth() + 1}"]
+    shape = (vecs, 3 * ch) if vecs > 1 else (3 * ch,)
+    v = (1, vecs) if vecs > 1 else (1,)
+    part = lambda c: (1, vecs, c) if vecs > 1 else (1, c)  # noqa: E731
+    nodes = [split("Split", "x", ["a", "b", "c"], [ch] * 3, simd, dt, v),
+             add("Add0", "a", "c", "s", part(ch), simd, dt, dt, s.name),
+             concat("Cat", ["b", "s"], "y", [ch, ch], simd, [dt, s.name], v)]
+    m = graph(nodes, shape, {"x": dt, "a": dt, "b": dt, "c": dt, "s": s.name, "y": s.name})
+    for t, c in (("a", ch), ("b", ch), ("c", ch), ("s", ch), ("y", 2 * ch)):
+        m.set_tensor_shape(t, list(part(c)))
+    m = _join_fifos_deep(m)
+    rng = np.random.default_rng(ch + simd + vecs)
+    x = rng.integers(d.min(), d.max() + 1, size=(40, int(np.prod(shape))))
+    x[0], x[1] = d.min(), d.max()
+    ref = sim.run(m, x)
+    xs = x.reshape(40, vecs, 3 * ch)
+    want = np.concatenate([xs[..., ch:2 * ch], xs[..., :ch] + xs[..., 2 * ch:]], axis=-1).reshape(40, -1)
+    np.testing.assert_array_equal(ref, want)
+    with finn_build_dir(tmp_path / "finn"):
+        for stall, sub in ((0.0, "s0"), (0.4, "s4")):
+            r = simulate_layer(m, x, tmp_path / sub, stall=stall, seed=7)
+            np.testing.assert_array_equal(r.outputs, ref)
+    sp = next(n for n in m.graph.node if n.op_type == "StreamingSplit_rtl")
+    assert getCustomOp(sp).get_exp_cycles() == vecs * 3 * ch // simd
+
+
 def _join_fifos_deep(m: ModelWrapper) -> ModelWrapper:
     """FINN's FIFOs between the layers, those in front of a join one image deep (+2), as the
     flow sizes them: the concat reads its inputs one after the other, so without them the
@@ -287,3 +325,49 @@ def test_concat_core_takes_each_input_for_its_folds(tmp_path):
             expect.append(((counts[k] & 0xFF) | tags[k]) & masks[k] if k else counts[k] & 0x3F)
             counts[k] += 1
     assert outs == expect[:len(outs)]
+
+
+SPLIT_TB = """
+module tb(input logic  clk, input logic  rst);
+	int unsigned  Cyc = 0;
+	always_ff @(posedge clk)  Cyc <= Cyc + 1;
+	// input beats count up; outputs of 1, 3 and 2 beats per pixel, each stalling on its own
+	logic [7:0]  x;  logic  xv, xr;
+	logic [23:0] y;  logic [2:0] yv, yr;
+	assign xv = !rst && ((Cyc * 7) % 5 != 0);
+	assign yr[0] = (Cyc * 3) % 4 != 1;
+	assign yr[1] = (Cyc * 5) % 3 != 2;
+	assign yr[2] = (Cyc * 5) % 7 > 1;
+	qnn_split #(.N(3), .W(8), .FOLDS({16'd2, 16'd3, 16'd1})) dut (
+		.clk(clk), .rst_n(!rst), .s_tdata(x), .s_tvalid(xv), .s_tready(xr),
+		.m_tdata(y), .m_tvalid(yv), .m_tready(yr));
+	always_ff @(posedge clk) begin
+		if (rst) x <= 0;
+		else begin
+			if (xv && xr) x <= x + 1;
+			if ((yv[0] + yv[1] + yv[2]) > 1) $display("ERROR two outputs valid at once");
+			for (int k = 0; k < 3; k++)
+				if (yv[k] && yr[k]) $display("O %0d %0d", k, y[8*k +: 8]);
+		end
+	end
+endmodule
+"""
+
+
+def test_split_core_takes_unequal_parts(tmp_path):
+    """qnn_split alone (Verilator): 1, 3 and 2 beats per pixel to outputs 0, 1, 2 under stalls
+    on every side; every input beat leaves once, on its output, in order."""
+    from vtb import build_tb, run_tb
+
+    from hw.ops.base import RTL_DIR
+
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "tb.sv").write_text(SPLIT_TB)
+    (src / "qnn_split.sv").write_text((RTL_DIR / "qnn_split.sv").read_text())
+    out = run_tb(build_tb(src, ["qnn_split.sv", "tb.sv"], tmp_path / "obj"), 6000)
+    assert "ERROR" not in out
+    outs = [tuple(map(int, ln.split()[1:])) for ln in out.splitlines() if ln.startswith("O ")]
+    assert len(outs) > 1200
+    expect = [(k, i & 0xFF) for i, k in zip(range(len(outs)), [0, 1, 1, 1, 2, 2] * (len(outs) // 6 + 1))]
+    assert outs == expect
