@@ -84,6 +84,19 @@ class AddStreams_rtl(ElementwiseAdd, OpenRTLBackend):
         return int(super().get_exp_cycles())
 
 
+def _folds_unsupported(chans, simd: int, what: str) -> str | None:
+    """Why a channel-group stream layer does not fit qnn_concat / qnn_split (16-bit fold counts)."""
+    for k, ch in enumerate(chans):
+        if ch % simd or ch // simd >= 1 << 16:
+            return f"{what} {k}: {ch} channels at SIMD {simd}"
+    return None
+
+
+def _folds_param(chans, simd: int) -> Raw:
+    """FOLDS of qnn_concat / qnn_split: beats per pixel of group k in bits [16*k +: 16]."""
+    return Raw("{" + ", ".join(f"16'd{int(c) // simd}" for c in reversed(list(chans))) + "}")
+
+
 @open_core("StreamingConcat_hls")
 class StreamingConcat_rtl(StreamingConcat, OpenRTLBackend):
     """FINN's StreamingConcat (channels of N streams, one after the other per pixel) on
@@ -99,22 +112,20 @@ class StreamingConcat_rtl(StreamingConcat, OpenRTLBackend):
 
         inst = getCustomOp(node)
         simd = int(inst.get_nodeattr("SIMD"))
-        for k, ch in enumerate(inst.get_nodeattr("ChannelsPerStream")):
+        chans = inst.get_nodeattr("ChannelsPerStream")
+        for k in range(len(chans)):
             dt = inst.get_input_datatype(k)
             if not dt.is_integer() or dt.name == "BIPOLAR":
                 return f"input {k} of type {dt.name} (the core concatenates integers)"
-            if ch % simd or ch // simd >= 1 << 16:
-                return f"input {k}: {ch} channels at SIMD {simd}"
-        return None
+        return _folds_unsupported(chans, simd, "input")
 
     def stream_inputs(self) -> int:
         return int(self.get_n_inputs())
 
     def core_params(self):
-        simd = int(self.get_nodeattr("SIMD"))
-        folds = [int(c) // simd for c in self.get_nodeattr("ChannelsPerStream")]
-        return {"N": len(folds), "SIMD": simd, "EBITS": int(self.get_output_datatype().bitwidth()),
-                "FOLDS": Raw("{" + ", ".join(f"16'd{f}" for f in reversed(folds)) + "}")}
+        simd, chans = int(self.get_nodeattr("SIMD")), self.get_nodeattr("ChannelsPerStream")
+        return {"N": len(chans), "SIMD": simd, "EBITS": int(self.get_output_datatype().bitwidth()),
+                "FOLDS": _folds_param(chans, simd)}
 
     def _wrapper(self, top, mem_param, params, n_in, n_out):
         simd, eb = int(self.get_nodeattr("SIMD")), int(self.get_output_datatype().bitwidth())
@@ -181,19 +192,14 @@ class StreamingSplit_rtl(StreamingSplit, OpenRTLBackend):
         if len(set(chans)) > 1:
             # FINN's InsertFIFO sizes every output's FIFO by output 0's folded shape
             return f"unequal parts {chans} (FINN's FIFO insertion takes every output to be like the first)"
-        for k, ch in enumerate(chans):
-            if ch % simd or ch // simd >= 1 << 16:
-                return f"output {k}: {ch} channels at SIMD {simd}"
-        return None
+        return _folds_unsupported(chans, simd, "output")
 
     def stream_outputs(self) -> int:
         return int(self.get_n_outputs())
 
     def core_params(self):
-        simd = int(self.get_nodeattr("SIMD"))
-        folds = [int(c) // simd for c in self.get_nodeattr("ChannelsPerStream")]
-        return {"N": len(folds), "W": int(self.get_instream_width()),
-                "FOLDS": Raw("{" + ", ".join(f"16'd{f}" for f in reversed(folds)) + "}")}
+        simd, chans = int(self.get_nodeattr("SIMD")), self.get_nodeattr("ChannelsPerStream")
+        return {"N": len(chans), "W": int(self.get_instream_width()), "FOLDS": _folds_param(chans, simd)}
 
     def get_exp_cycles(self):
         return int(super().get_exp_cycles())
