@@ -311,8 +311,19 @@ def _cmd_compact(a) -> int:
 def _cmd_bench(a) -> int:
     from .bench import bench_table, run_bench
 
-    r = run_bench(Path(a.out), model=a.model, rounds=a.rounds)
-    Console().print(bench_table(r))
+    from models import ModelError, parse_name
+
+    models = tuple(m.strip() for m in a.models.split(",") if m.strip())
+    if not models:
+        raise FlowError("--models names no model; e.g. --models tfc-w2a2,lenet5-w2a2")
+    for m in models:
+        try:
+            parse_name(m)
+        except ModelError as exc:
+            raise FlowError(f"--models: {exc}") from None
+    r = run_bench(Path(a.out), models=models, rounds=a.rounds,
+                  progress=lambda s: Console(stderr=True).print(f"[dim]bench: {s}[/dim]"))
+    Console(width=max(Console().width, 110)).print(bench_table(r))  # 7 columns: wrapped below that
     Console().print(f"written {a.out}/bench.json")
     return 0
 
@@ -539,7 +550,9 @@ def make_parser() -> argparse.ArgumentParser:
 
     be = sub.add_parser("bench", help="throughput of intsim vs onnxruntime and FINN python execution")
     be.add_argument("--out", default="build/bench")
-    be.add_argument("--model", default="tfc-w2a2")
+    be.add_argument("--models", default="tfc-w2a2,lenet5-w2a2,resnet-w4a4",
+                    help="comma-separated zoo models (default tfc-w2a2,lenet5-w2a2,resnet-w4a4; the first "
+                         "one's figures are also bench.json's top-level keys)")
     be.add_argument("--rounds", type=_at_least(1), default=5)
     be.set_defaults(func=_cmd_bench)
 

@@ -16,7 +16,7 @@ from qonnx.core.datatype import DataType
 from qonnx.core.modelwrapper import ModelWrapper
 
 from .errors import SimError
-from .kernels import KERNELS, Prepared
+from .kernels import KERNELS, Prepared, windowed
 
 MODES = ("strict", "fast")
 FLOAT32_EXACT = 2**24
@@ -94,6 +94,8 @@ class IntSim:
                              if p.op_type in ("StreamingFIFO", "StreamingDataWidthConverter")
                              and p.out_shape == p.in_shape
                              and self.dtypes.get(p.outputs[0]) == self.dtypes.get(p.inputs[0])}
+        # fast mode: sliding window generators fused into the conv / max pool they feed
+        self._fused_windows = self._fuse_windows() if mode == "fast" else set()
 
     # -- preparation -------------------------------------------------------------
     def _prepare(self, node) -> Prepared:
@@ -159,6 +161,53 @@ class IntSim:
             bias = int(p.attrs.get("out_bias", 0)) if p.op_type == "MultiThreshold" else int(p.attrs.get("ActVal", 0))
             p.out_proven = within(min(bias, bias + scale * n), max(bias, bias + scale * n), out_dt.name)
 
+    def _fuse_windows(self) -> set[str]:
+        """Fast mode: a ConvolutionInputGenerator read by nothing but one MVAU (a convolution)
+        or one max Pool (FIFOs and width converters between them pass the image on) runs fused with it (kernels.windowed: one torch conv2d/max_pool2d on
+        the image, no windows in memory), where float32 is proven exact: |every input| times
+        the largest column sum of |weights| below 2**24. Returns the fused SWGs' names."""
+        readers: dict[str, list[Prepared]] = {}
+        for p in self.nodes:
+            for t in p.inputs:
+                readers.setdefault(t, []).append(p)
+        fused = set()
+        for p in self.nodes:
+            if p.op_type != "ConvolutionInputGenerator" or p.outputs[0] == self.output_name:
+                continue
+            users = readers.get(p.outputs[0], [])
+            while len(users) == 1 and users[0].name in self._passthrough:  # FIFOs, width converters
+                users = readers.get(users[0].outputs[0], [])
+            idt = self.dtypes.get(p.inputs[0])
+            if len(users) != 1 or idt is None or not idt.is_integer() or idt.name == "BIPOLAR" \
+                    or self.dtypes.get(p.outputs[0]) != idt:
+                continue
+            q = users[0]
+            kh, kw = (int(k) for k in p.attrs["ConvKernelDim"])
+            c = int(p.attrs["IFMChannels"])
+            stride = [int(v) for v in np.broadcast_to(p.attrs["Stride"], 2)]
+            dilation = [int(v) for v in np.broadcast_to(p.attrs.get("Dilation", [1, 1]), 2)]
+            win = {"ifm": tuple(int(v) for v in p.attrs["IFMDim"]), "channels": c, "stride": stride,
+                   "dilation": dilation, "ofm": tuple(int(v) for v in p.attrs["OFMDim"]), "kernel": (kh, kw)}
+            if q.op_type == "MVAU" and not p.attrs.get("depthwise", 0) and 1 in q.params \
+                    and not q.attrs.get("binaryXnorMode") and "BIPOLAR" not in (
+                        q.attrs.get("inputDataType"), q.attrs.get("weightDataType")):
+                w = q.params[1]  # (kh*kw*c, MH), rows in the windows' order (kh, kw, c)
+                if w.shape[0] != kh * kw * c or _max_abs(idt) * int(np.abs(w).sum(axis=0).max()) >= FLOAT32_EXACT:
+                    continue
+                import torch
+
+                win["kind"] = "conv"
+                win["weight"] = torch.from_numpy(
+                    np.ascontiguousarray(w.reshape(kh, kw, c, -1).transpose(3, 2, 0, 1), dtype=np.float32))
+            elif q.op_type == "Pool" and q.attrs.get("Function") == "MaxPool" \
+                    and int(q.attrs.get("Channels", -1)) == c and _max_abs(idt) < FLOAT32_EXACT:
+                win["kind"] = "pool"
+            else:
+                continue
+            q.window = win
+            fused.add(p.name)
+        return fused
+
     def _gemm_for(self, node, w: np.ndarray) -> str:
         """The cheapest exact GEMM: the worst-case |partial sum| bounds the float format."""
         idt = self.model.get_tensor_datatype(node.input[0])
@@ -211,13 +260,16 @@ class IntSim:
     def run(self, x: np.ndarray, return_all: bool = False):
         """Execute on a batch of integer inputs; the output (or every tensor) as int64."""
         env = {self.input_name: self.check_input(x)}
+        fuse = bool(self._fused_windows) and not return_all  # every tensor asked for: no fusion
         for p in self.nodes:
-            if p.name in self._passthrough:  # a FIFO or width converter: same values, same shape
+            if p.name in self._passthrough or (fuse and p.name in self._fused_windows):
+                # a FIFO or width converter (same values, same shape), or a window generator
+                # whose reader takes the image itself (kernels.windowed)
                 env[p.outputs[0]] = env[p.inputs[0]]
                 continue
             dyn = [env[t] for i, t in enumerate(p.inputs) if t and i not in p.params]
             try:
-                y = KERNELS[p.op_type](p, *dyn)
+                y = windowed(p, *dyn) if fuse and p.window is not None else KERNELS[p.op_type](p, *dyn)
             except SimError:
                 raise
             except Exception as exc:

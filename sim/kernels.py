@@ -42,6 +42,9 @@ class Prepared:
     # fast mode: the datatype check is proven statically for the accumulator / the output
     acc_proven: bool = False
     out_proven: bool = False
+    # fast mode: the window op (SWG) in front of this MVAU/Pool is skipped and this node runs
+    # on the image as one convolution/pooling (interpreter.IntSim._fuse_windows)
+    window: dict[str, Any] | None = None
 
 
 # ---- arithmetic helpers -------------------------------------------------------------
@@ -95,6 +98,18 @@ def xnor_popcount(a: np.ndarray, w: np.ndarray) -> np.ndarray:
 
 def threshold_count(x: np.ndarray, t: np.ndarray) -> np.ndarray:
     """#(x >= t_j) per element; x (..., C) channels-last, t (C or 1, n) sorted ascending."""
+    if t.shape[1] > 4 and x.size and x.dtype.kind in "iu":
+        # many steps: the count of every value in the batch's range, per channel, then one
+        # gather (one pass instead of a compare per step), where that table is small
+        lo, hi = int(x.min()), int(x.max())
+        span = hi - lo + 1
+        if t.shape[0] * span <= min(1 << 17, x.size // 8) and t.shape[1] < 2**15:
+            values = np.arange(lo, hi + 1)
+            table = np.empty((t.shape[0], span), dtype=np.int16)
+            for c in range(t.shape[0]):
+                table[c] = np.searchsorted(t[c], values, side="right")
+            idx = (x - np.int64(lo)).astype(np.int32) + np.arange(t.shape[0], dtype=np.int32) * np.int32(span)
+            return np.take(table.reshape(-1), idx)
     if t.shape[0] == 1:
         return np.searchsorted(t[0], x, side="right").astype(np.int64)
     if t.shape[1] <= 16:  # one vectorised compare per threshold step, counted in int16
@@ -314,6 +329,30 @@ def k_vvau(p, x, *_):
     p.cache["acc"] = acc
     y = acc if p.attrs.get("noActivation", 1) == 1 else _activation(p, acc, 2)
     return y.reshape((x.shape[0],) + p.out_shape)
+
+
+def windowed(p: Prepared, x: np.ndarray) -> np.ndarray:
+    """Fast mode: an MVAU or a max Pool applied to the windows of the sliding window generator
+    in front of it, as one torch conv2d / max_pool2d on the NHWC image, without the windows.
+    Exact: the values and, for the convolution, every partial sum in any order are integers
+    below 2**24 in magnitude (IntSim._fuse_windows proves the bound), so float32 holds them;
+    NNPACK, whose Winograd/FFT transforms would round, is switched off."""
+    wd = p.window
+    n = x.shape[0]
+    (h, w), c = wd["ifm"], wd["channels"]
+    xt = torch.from_numpy(np.ascontiguousarray(x.reshape(n, h, w, c), dtype=np.float32)).permute(0, 3, 1, 2)
+    with torch.backends.nnpack.flags(enabled=False):
+        if wd["kind"] == "conv":
+            y = torch.nn.functional.conv2d(xt, wd["weight"], stride=wd["stride"], dilation=wd["dilation"])
+        else:
+            y = torch.nn.functional.max_pool2d(xt, wd["kernel"], stride=wd["stride"], dilation=wd["dilation"])
+    # int32 holds every value (< 2**24), and the thresholds after compare int32 in half the time
+    y = y[:, :, :wd["ofm"][0], :wd["ofm"][1]].permute(0, 2, 3, 1).numpy().astype(np.int32)
+    if wd["kind"] == "pool":
+        return y.reshape((n,) + p.out_shape)
+    p.cache["acc"] = y
+    out = y if p.attrs.get("noActivation", 1) == 1 else _activation(p, y, 2)
+    return out.reshape((n,) + p.out_shape)
 
 
 @kernel("Thresholding")

@@ -534,6 +534,8 @@ OTHER = [
     Case("train-epochs-zero", lambda t, b: ["train", "tfc-w2a2", "--epochs", "0", "--out", str(t / "x.pt")],
          "--epochs"),
     Case("bench-rounds-zero", lambda t, b: ["bench", "--rounds", "0", "--out", str(t / "bench")], "--rounds"),
+    Case("bench-unknown-model", lambda t, b: ["bench", "--models", "tfc-w2a2,vgg16-w4a4", "--out", str(t / "bench")],
+         "vgg16"),
     Case("compress-unknown-model", lambda t, b: ["compress", "linear", "--model", "nope-w8a8", "--out",
                                                  str(t / "c")], "nope-w8a8"),
 ]
