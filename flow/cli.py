@@ -465,6 +465,8 @@ def make_parser() -> argparse.ArgumentParser:
     b.add_argument("--binary-impl", choices=BINARY_IMPLS, default="xnor",
                    help="binary (bipolar) layers: xnor = qnnflow's LUT cores (default: XNOR popcount, and "
                         "+-1 weights x integer inputs, e.g. the first layer, on adder trees; no DSP), "
+                        "lut = as xnor, and ternary -1/0/+1 weights x integers on the same adder trees "
+                        "(e.g. every w2 layer; no DSP), "
                         "dsp = bipolar relabelled INT2 on FINN's DSP-based RTL matrix unit (MVAU_rtl)")
     b.add_argument("--samples", type=int, default=1000, help="verification samples (default 1000)")
     b.add_argument("--allow-over-budget", action="store_true",

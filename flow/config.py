@@ -13,7 +13,7 @@ from .errors import FlowError
 
 # How binary (bipolar) layers are implemented: qnnflow's LUT-based XNOR-popcount core, or
 # FINN's DSP-based RTL matrix unit on bipolar values relabelled as INT2.
-BINARY_IMPLS = ("xnor", "dsp")
+BINARY_IMPLS = ("xnor", "lut", "dsp")
 
 
 @dataclass
@@ -36,7 +36,8 @@ class BuildConfig:
     rtlsim: bool = True               # insert/size FIFOs and simulate the stitched RTL (Verilator)
     exact_rounding: bool = True       # False: keep FINN's half-up thresholds (to compare)
     topk: int = 0                     # > 0: the accelerator ends in label select (top-K indices)
-    binary_impl: str = "xnor"         # binary layers: "xnor" (our LUT cores: XNOR popcount, +-1 x integers) or
+    binary_impl: str = "xnor"         # binary layers: "xnor" (our LUT cores: XNOR popcount, +-1 x integers),
+                                      # "lut" (those, and -1/0/+1 weights x integers on the same core) or
                                       # "dsp" (bipolar relabelled INT2, FINN's DSP-based MVAU_rtl)
     input_shape: tuple | None = None  # Python API: the module's sample shape, when it cannot be inferred
     allow_over_budget: bool = False   # build even where the estimate exceeds the board's part (flow/fit.py)

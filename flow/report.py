@@ -26,7 +26,7 @@ def assemble_report(info: dict, timings: dict, verify: dict | None, rec) -> dict
         "open_rtl_layers": rec.open_rtl_layers,
         "thresholds_absorbed": rec.thresholds_absorbed,
         "topk": info.get("topk") or None,
-        "binary_impl": info.get("binary_impl", "xnor"),  # binary layers: xnor (LUT core) or dsp (MVAU_rtl)
+        "binary_impl": info.get("binary_impl", "xnor"),  # binary layers: xnor (LUT core), lut (ternary too) or dsp (MVAU_rtl)
         "layers": rec.layers,
         "estimates": rec.estimates,
         "fit": rec.fit,  # resources vs the board's part (flow/fit.py); qnnflow synth puts Yosys's here

@@ -371,7 +371,7 @@ def step_streamline(model: ModelWrapper, cfg: BuildConfig, rec: BuildRecord) -> 
             model = _joins_channels_last(model)
     if model.get_nodes_by_op_type("GlobalAveragePool"):
         model = _global_pool_as_sum(model)
-    if cfg.binary_impl == "xnor":  # "dsp": bipolar_as_int2 relabels them after rounding instead
+    if cfg.binary_impl != "dsp":  # "dsp": bipolar_as_int2 relabels them after rounding instead
         model = model.transform(ConvertBipolarMatMulToXnorPopcount())
     model = model.transform(ExactStreamline())
     model = model.transform(absorb.AbsorbScalarMulAddIntoTopK())

@@ -192,7 +192,8 @@ def step_open_rtl(model: ModelWrapper, cfg: BuildConfig, rec: BuildRecord) -> Mo
 
     from hw.ops import OPEN_CORES
 
-    model, moved, kept = open_rtl_layers(model, lut_binary=cfg.binary_impl != "dsp")
+    model, moved, kept = open_rtl_layers(model, lut_binary=cfg.binary_impl != "dsp",
+                                         lut_ternary=cfg.binary_impl == "lut")
     if cfg.binary_impl != "dsp":  # the binary cores' own thresholds: no accumulator stream
         model, rec.thresholds_absorbed = absorb_thresholds(model)
     model = model.transform(GiveUniqueNodeNames())  # names follow the new op types

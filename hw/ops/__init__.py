@@ -13,7 +13,7 @@ from .base import DOMAIN, GENERIC_DOMAIN, OPEN_CORES, OpenRTLBackend
 # here (its class, on a core in hw/rtl/) plus its import below
 from .joins import AddStreams_rtl, DuplicateStreams_rtl, StreamingConcat_rtl, StreamingSplit_rtl
 from .labelselect import LabelSelect_rtl
-from .mvu_binary import MVAU_binary_rtl, absorb_thresholds
+from .mvu_binary import MVAU_binary_rtl, absorb_thresholds, binary_mode
 from .pool import GlobalAccPool_rtl, Pool_rtl
 from .vvu import VVAU_int_rtl
 
@@ -39,13 +39,22 @@ def register() -> None:
 
 # FINN RTL op types that a core of ours replaces where it implements the layer without DSPs:
 # FINN's RTL matrix unit takes +-1 weights (labelled INT2) times integers onto DSP slices,
-# our LUT adder trees do the same additions and subtractions (lut_binary=True).
+# our LUT adder trees do the same additions and subtractions (lut_binary=True), and with
+# lut_ternary=True those of -1/0/+1 weights too.
 LUT_REPLACES = {"MVAU_rtl": "MVAU_hls"}
 
 
-def open_rtl_layers(model, lut_binary: bool = True) -> tuple[object, dict[str, str], dict[str, str]]:
+def _ternary(node, model) -> bool:
+    from qonnx.custom_op.registry import getCustomOp
+
+    return binary_mode(getCustomOp(node), model)[0] == "ternary"
+
+
+def open_rtl_layers(model, lut_binary: bool = True, lut_ternary: bool = False) -> tuple[object, dict[str, str],
+                                                                                         dict[str, str]]:
     """Move every HLS layer that a core of ours implements onto it, and with lut_binary
-    every FINN RTL layer in LUT_REPLACES whose core takes it (binary weights off DSPs).
+    every FINN RTL layer in LUT_REPLACES whose core takes it (binary weights off DSPs);
+    one with -1/0/+1 weights only with lut_ternary as well.
 
     Returns (model, {node: new op type}, {node: why it stays HLS}) for the report."""
     from qonnx.custom_op.registry import getCustomOp
@@ -62,10 +71,14 @@ def open_rtl_layers(model, lut_binary: bool = True) -> tuple[object, dict[str, s
             if not replacing:  # an HLS layer stays HLS (reported); a FINN RTL layer stays RTL
                 kept[node.name] = why
             continue
+        if replacing and not lut_ternary and _ternary(node, model):
+            continue  # ternary weights stay on FINN's DSP unit unless asked for
         new_type = cls.__name__
         node.op_type, node.domain = new_type, DOMAIN
         declared = set(getCustomOp(node).get_nodeattr_types())
         for a in [a for a in node.attribute if a.name not in declared]:
             node.attribute.remove(a)  # HLS-only attributes (cppsim paths, ...)
+        if hasattr(cls, "annotate"):
+            cls.annotate(node, model)
         moved[node.name] = new_type
     return model, moved, kept

@@ -8,7 +8,9 @@ thresholds (noActivation = 0 / 1):
 - "xnor": binaryXnorMode = 1 (BINARY inputs and weights standing for -1/+1), or BIPOLAR
   inputs times BIPOLAR weights, which FINN also computes as popcount(xnor);
 - "sum": weights all -1/+1 (typed BIPOLAR, or INT2 after FINN's width minimisation) times
-  integer inputs of any width: acc = sum of x where w = +1 minus x where w = -1.
+  integer inputs of any width: acc = sum of x where w = +1 minus x where w = -1;
+- "ternary": weights -1/0/+1 (narrow INT2) times integer inputs: the same adder trees, each
+  weight stored as two -1/+1 halves (the core's TERNARY mode).
 
 Weights and thresholds live in the core (read from `<node>_weights.dat` and
 `<node>_thresholds.dat`), not in FINN's memstream: the layer is one self-contained stream
@@ -33,7 +35,7 @@ from .memfiles import activation_params, rom_unsupported, hex_words, threshold_w
 
 
 def binary_mode(inst, model) -> tuple[str | None, str | None]:
-    """("xnor" | "sum", None) for a layer the core implements, else (None, the reason)."""
+    """("xnor" | "sum" | "ternary", None) for a layer the core implements, else (None, the reason)."""
     idt, wdt = inst.get_input_datatype(0), inst.get_input_datatype(1)
     w = model.get_initializer(inst.onnx_node.input[1])
     if w is None:
@@ -43,15 +45,15 @@ def binary_mode(inst, model) -> tuple[str | None, str | None]:
         if idt.name != "BINARY" or not vals <= {0, 1}:
             return None, f"binaryXnorMode with {idt.name} inputs and weights {sorted(vals)[:4]} (not 0/1)"
         return "xnor", None
-    if not vals <= {-1, 1}:
-        return None, f"{wdt.name} weights with values {sorted(vals)[:4]} (the core holds -1/+1 weights only)"
+    if not vals <= {-1, 0, 1}:
+        return None, f"{wdt.name} weights with values {sorted(vals)[:4]} (the core holds -1/0/+1 weights only)"
     if idt.name == "BIPOLAR":
         if wdt.name != "BIPOLAR":
             return None, f"BIPOLAR inputs times {wdt.name} weights (FINN's matmul of -1/+1 inputs)"
         return "xnor", None
     if not idt.is_integer():
         return None, f"{idt.name} inputs (the core takes integers)"
-    return "sum", None
+    return ("ternary" if 0 in vals else "sum"), None
 
 
 # (width, depth) of a 7-series BRAM18 as a ROM
@@ -67,6 +69,20 @@ class MVAU_binary_rtl(MVAU, OpenRTLBackend):
     CORE = "qnn_mvu_binary"
     CORE_FILES = ("qnn_mvu_binary.sv", "qnn_mvu_binary_addtree.sv")
     GENERIC_OPS = (MVAU_binary,)
+
+    def get_nodeattr_types(self):
+        attrs = super().get_nodeattr_types()
+        # set by annotate() when the layer moves here: estimates see no weights
+        attrs["ternaryWeights"] = ("i", False, 0, {0, 1})
+        return attrs
+
+    @classmethod
+    def annotate(cls, node, model) -> None:
+        """Record what the estimates need to know of the weights (called after the move)."""
+        from qonnx.custom_op.registry import getCustomOp
+
+        inst = getCustomOp(node)
+        inst.set_nodeattr("ternaryWeights", int(binary_mode(inst, model)[0] == "ternary"))
 
     # -- which layers -------------------------------------------------------------
     @classmethod
@@ -137,7 +153,8 @@ class MVAU_binary_rtl(MVAU, OpenRTLBackend):
         style = self.get_nodeattr("ram_style")
         if style == "auto":
             depth = self.calc_wmem()
-            return depth >= 64 and depth * int(self.get_nodeattr("PE")) * int(self.get_nodeattr("SIMD")) >= 4096
+            return depth >= 64 and depth * self._weight_bits() * int(self.get_nodeattr("PE")) \
+                * int(self.get_nodeattr("SIMD")) >= 4096
         return style in ("block", "ultra")
 
     # -- code generation ---------------------------------------------------------------
@@ -150,7 +167,8 @@ class MVAU_binary_rtl(MVAU, OpenRTLBackend):
             "PE": int(self.get_nodeattr("PE")), "SIMD": int(self.get_nodeattr("SIMD")),
             "XNOR": mode == "xnor",
             "IBITS": 1 if mode == "xnor" else int(idt.bitwidth()),
-            "ISIGNED": mode == "sum" and bool(idt.signed()),
+            "ISIGNED": mode != "xnor" and bool(idt.signed()),
+            "TERNARY": mode == "ternary",
             "WEIGHTS_BRAM": self.weights_in_bram(),
         }
         params.update(activation_params(self, self._model, lo, hi))
@@ -162,11 +180,15 @@ class MVAU_binary_rtl(MVAU, OpenRTLBackend):
         mw, mh = int(self.get_nodeattr("MW")), int(self.get_nodeattr("MH"))
         pe, simd = int(self.get_nodeattr("PE")), int(self.get_nodeattr("SIMD"))
         nf, sf = mh // pe, mw // simd
-        # one bit per weight, 1 for +1 (BINARY 1 in xnor mode): (MW, MH) -> [nf][sf][pe][simd]
-        bits = (np.asarray(model.get_initializer(self.onnx_node.input[1])) > 0).T.astype(np.int64)
-        bits = bits.reshape(nf, pe, sf, simd).transpose(0, 2, 1, 3).reshape(nf * sf, pe * simd)
+        # one bit per weight, 1 for +1 (BINARY 1 in xnor mode): (MW, MH) -> [nf][sf][pe][simd];
+        # ternary: the plane u = (w >= 0) in the low PE*SIMD bits, v = (w > 0) above it
+        w = np.asarray(model.get_initializer(self.onnx_node.input[1]))
+        planes = [w >= 0, w > 0] if mode == "ternary" else [w > 0]
+        words = [(b.T.astype(np.int64).reshape(nf, pe, sf, simd).transpose(0, 2, 1, 3).reshape(nf * sf, pe * simd))
+                 for b in planes]
+        bits = np.concatenate(words, axis=1)
         weights = [int("".join(map(str, row[::-1])), 2) for row in bits]
-        (code_gen_dir / f"{top}_weights.dat").write_text(hex_words(weights, pe * simd))
+        (code_gen_dir / f"{top}_weights.dat").write_text(hex_words(weights, bits.shape[1]))
         if self.get_nodeattr("noActivation"):
             return
         lo, hi = self._acc_range(mode)
@@ -176,8 +198,8 @@ class MVAU_binary_rtl(MVAU, OpenRTLBackend):
     # -- estimates ------------------------------------------------------------------
     def lut_estimation(self, fpgapart):
         """Rough, one LUT per adder bit: per PE in XNOR mode a popcount of SIMD bits; in sum
-        mode a 4:1 selection per bit of each lane pair and a tree over the pairs, plus the
-        pair sums shared by all PEs; then the accumulator and the threshold comparators;
+        mode a 4:1 selection per bit of each lane pair and a tree over the pairs (both twice
+        for ternary weights), plus the pair sums shared by all PEs; then the accumulator and the threshold comparators;
         weights outside block RAM as LUT ROM (64 words a LUT)."""
         pe, simd = int(self.get_nodeattr("PE")), int(self.get_nodeattr("SIMD"))
         acc = int(self.get_accumulator_datatype().bitwidth())
@@ -186,10 +208,14 @@ class MVAU_binary_rtl(MVAU, OpenRTLBackend):
             shared, per_pe = 0, 2 * simd
         else:
             pair_bits, pairs = int(self.get_input_datatype(0).bitwidth()) + 2, (simd + 1) // 2
-            shared, per_pe = 4 * pairs * pair_bits, 2 * pairs * pair_bits
+            shared, per_pe = 4 * pairs * pair_bits, 2 * pairs * pair_bits * self._weight_bits()
         per_pe += acc + n_thr * math.ceil(acc / 2)
-        wmem = 0 if self.weights_in_bram() else pe * simd * math.ceil(self.calc_wmem() / 64)
+        wmem = 0 if self.weights_in_bram() else self._weight_bits() * pe * simd * math.ceil(self.calc_wmem() / 64)
         return int(shared + pe * per_pe + wmem)
+
+    def _weight_bits(self) -> int:
+        """Bits per weight in the core's memory: 2 for -1/0/+1 (annotate), else 1."""
+        return 2 if self.get_nodeattr("ternaryWeights") else 1
 
     def _mode_of_graph(self) -> str:
         """The arithmetic mode from the layer's types alone (estimates see no graph)."""
@@ -200,7 +226,8 @@ class MVAU_binary_rtl(MVAU, OpenRTLBackend):
         width and depth (16k x 1 ... 512 x 36)."""
         if not self.weights_in_bram():
             return 0
-        width, depth = int(self.get_nodeattr("PE")) * int(self.get_nodeattr("SIMD")), self.calc_wmem()
+        width = self._weight_bits() * int(self.get_nodeattr("PE")) * int(self.get_nodeattr("SIMD"))
+        depth = self.calc_wmem()
         return min(math.ceil(width / w) * math.ceil(depth / d) for w, d in BRAM18_ASPECTS)
 
     def uram_estimation(self, fpgapart):

@@ -10,6 +10,10 @@
 //             Lanes go in pairs (a, b): the four sums +-x_a +-x_b are formed once per beat
 //             and shared by all PEs, so a PE spends one 4:1 selection per bit of a pair
 //             and an adder tree over SIMD/2 terms, not an adder per lane.
+//             TERNARY = 1: weights -1 / 0 / +1, each as two -1/+1 weights u, v with
+//             w = (u + v) / 2 (+1: u = v = +1; 0: u = +1, v = -1; -1: u = v = -1), so a PE
+//             selects from the same shared pair sums twice and its tree sums both halves:
+//             U x + V x = 2 W x, halved exactly (the sum is even).
 // Output: the accumulator (N_THR = 0), or #(acc >= T[c][j]) + ACT_VAL (embedded thresholds;
 // a BIPOLAR output is the 0/1 count itself, which FINN packs as -1/+1).
 //
@@ -18,8 +22,10 @@
 // buffer for the other NF-1 passes, so the input is held off (s_tready low) meanwhile.
 //
 // Memories ($readmemh, hex, one word per line):
-//   WEIGHTS_FILE:    NF*SF words of PE*SIMD bits; word nf*SF + sf, bit p*SIMD + s holds the
-//                    weight of output channel nf*PE + p and input sf*SIMD + s (1 = +1);
+//   WEIGHTS_FILE:    NF*SF words of PE*SIMD bits (TERNARY: 2*PE*SIMD); word nf*SF + sf, bit
+//                    p*SIMD + s holds the weight of output channel nf*PE + p and input
+//                    sf*SIMD + s (1 = +1); TERNARY: that bit is u (w >= 0), bit
+//                    PE*SIMD + p*SIMD + s is v (w > 0);
 //   THRESHOLDS_FILE: NF words of PE*N_THR*ACC_BITS bits; word nf, field p*N_THR + j holds
 //                    threshold j of channel nf*PE + p (two's complement).
 // Both are plain arrays read synchronously, so synthesis may map them to LUTRAM or BRAM.
@@ -31,6 +37,7 @@ module qnn_mvu_binary #(
 	bit          XNOR = 1,
 	int unsigned IBITS = 1,      // bits per input element (1 in XNOR mode)
 	bit          ISIGNED = 0,    // inputs are two's complement (XNOR = 0 only)
+	bit          TERNARY = 0,    // XNOR = 0 only: -1/0/+1 weights, two bits each (see above)
 	// signed width holding every partial sum of a row and every threshold (the caller clips
 	// thresholds to [acc min, acc max + 1], which keeps #(acc >= T) unchanged)
 	int unsigned ACC_BITS = 8,
@@ -63,7 +70,9 @@ module qnn_mvu_binary #(
 	// sum mode: lane pairs, each term +-x_a +-x_b (a lone last lane: +-x_a)
 	localparam int unsigned NPAIR = (SIMD + 1) / 2;
 	localparam int unsigned PAIR_BITS = IBITS + 2;
-	localparam int unsigned TERMS = XNOR ? SIMD : NPAIR;
+	localparam int unsigned PLANES = TERNARY && !XNOR ? 2 : 1;  // weight bits per weight
+	localparam int unsigned WWIDTH = PLANES * PE * SIMD;
+	localparam int unsigned TERMS = XNOR ? SIMD : PLANES * NPAIR;
 	localparam int unsigned TERM_BITS = XNOR ? 1 : PAIR_BITS;
 	localparam int unsigned PSUM_BITS = TERM_BITS + (TERMS > 1 ? $clog2(TERMS) : 0);
 	localparam int unsigned CNT_BITS = N_THR > 0 ? $clog2(N_THR + 1) : 1;
@@ -108,9 +117,9 @@ module qnn_mvu_binary #(
 	end
 
 	// ---- stage 1: weights and inputs ------------------------------------------------
-	logic [PE*SIMD-1:0]  w1;
+	logic [WWIDTH-1:0]  w1;
 	if (WEIGHTS_BRAM) begin : gen_wbram
-		(* rom_style = "block", ram_style = "block" *) logic [PE*SIMD-1:0]  wmem [WMEM];
+		(* rom_style = "block", ram_style = "block" *) logic [WWIDTH-1:0]  wmem [WMEM];
 		initial $readmemh(WEIGHTS_FILE, wmem);
 		always_ff @(posedge clk) begin
 			if (en)
@@ -118,7 +127,7 @@ module qnn_mvu_binary #(
 		end
 	end : gen_wbram
 	else begin : gen_wauto
-		logic [PE*SIMD-1:0]  wmem [WMEM];
+		logic [WWIDTH-1:0]  wmem [WMEM];
 		initial $readmemh(WEIGHTS_FILE, wmem);
 		always_ff @(posedge clk) begin
 			if (en)
@@ -195,15 +204,18 @@ module qnn_mvu_binary #(
 			end
 		end : gen_pair
 		for (genvar p = 0; p < PE; p++) begin : gen_pe
-			logic [NPAIR*PAIR_BITS-1:0]  terms;
-			for (genvar j = 0; j < NPAIR; j++) begin : gen_term
-				logic [1:0]  sel;
-				// a lone last lane's missing partner counts as weight +1 times x_b = 0
-				assign sel = {w1[p*SIMD + 2*j], 2*j + 1 < SIMD ? w1[p*SIMD + 2*j + 1] : 1'b1};
-				assign terms[j*PAIR_BITS +: PAIR_BITS] = pv1[j][sel];
-			end : gen_term
+			logic [TERMS*PAIR_BITS-1:0]  terms;
+			for (genvar q = 0; q < PLANES; q++) begin : gen_plane  // TERNARY: u, then v
+				for (genvar j = 0; j < NPAIR; j++) begin : gen_term
+					localparam int unsigned  B = q*PE*SIMD + p*SIMD + 2*j;
+					logic [1:0]  sel;
+					// a lone last lane's missing partner counts as weight +1 times x_b = 0
+					assign sel = {w1[B], 2*j + 1 < SIMD ? w1[B + 1] : 1'b1};
+					assign terms[(q*NPAIR + j)*PAIR_BITS +: PAIR_BITS] = pv1[j][sel];
+				end : gen_term
+			end : gen_plane
 			logic [PSUM_BITS-1:0]  psum;
-			qnn_mvu_binary_addtree #(.N(NPAIR), .W(PAIR_BITS), .SIGNED(1), .KMIN(0))
+			qnn_mvu_binary_addtree #(.N(TERMS), .W(PAIR_BITS), .SIGNED(1), .KMIN(0))
 				tree (.terms(terms), .sum(psum));
 			always_ff @(posedge clk) begin
 				if (en)
@@ -226,7 +238,8 @@ module qnn_mvu_binary #(
 
 	for (genvar p = 0; p < PE; p++) begin : gen_acc
 		acc_t  beat;
-		assign beat = XNOR ? acc_t'(psum2[p]) : acc_t'($signed(psum2[p]));
+		// TERNARY: the tree summed U x + V x = 2 W x
+		assign beat = XNOR ? acc_t'(psum2[p]) : acc_t'($signed(psum2[p]) >>> (PLANES - 1));
 		always_ff @(posedge clk) begin
 			if (en && v2)
 				acc3[p] <= (first2 ? acc_t'(0) : acc3[p]) + beat;

@@ -1,6 +1,7 @@
 """--binary-impl: binary (bipolar) layers on qnnflow's LUT-based cores (xnor, the default:
-XNOR popcount, and +-1 weights x integer inputs on adder trees, the first layer included)
-or, relabelled as INT2, on FINN's DSP-based RTL matrix unit (dsp)."""
+XNOR popcount, and +-1 weights x integer inputs on adder trees, the first layer included;
+lut: ternary -1/0/+1 weights too) or, relabelled as INT2, on FINN's DSP-based RTL matrix
+unit (dsp)."""
 from __future__ import annotations
 
 import json
@@ -76,15 +77,15 @@ def test_bipolar_as_int2_runs_after_rounding():
 
 
 def test_binary_impl_option_values(tmp_path):
-    with pytest.raises(FlowError, match="--binary-impl must be one of xnor, dsp"):
-        BuildConfig(out=tmp_path / "b", model="tfc-w1a1", binary_impl="lut")
+    with pytest.raises(FlowError, match="--binary-impl must be one of xnor, lut, dsp"):
+        BuildConfig(out=tmp_path / "b", model="tfc-w1a1", binary_impl="luts")
     from flow.cli import make_parser
 
     a = make_parser().parse_args(["build", "--model", "tfc-w1a1", "--out", str(tmp_path / "b")])
     assert a.binary_impl == "xnor"
-    r = subprocess.run([sys.executable, "-m", "flow.cli", "build", "--model", "tfc-w1a1", "--binary-impl", "lut",
+    r = subprocess.run([sys.executable, "-m", "flow.cli", "build", "--model", "tfc-w1a1", "--binary-impl", "luts",
                         "--out", str(tmp_path / "b")], capture_output=True, text=True)
-    assert r.returncode == 2 and "invalid choice: 'lut'" in r.stderr
+    assert r.returncode == 2 and "invalid choice: 'luts'" in r.stderr
 
 
 @pytest.fixture(scope="module")
@@ -169,3 +170,27 @@ def test_tfc_w1a1_first_layer_synthesizes_without_dsp(lut_build):
     assert r["layers"]["MVAU_binary_rtl_0"]["status"] == "ok"
     assert c["DSP48E1"] == 0 and c["BRAM_18K"] > 0
     assert c["LUT"] < 7000, c
+
+
+def test_tfc_w2a2_ternary_layers_on_luts(tmp_path):
+    """`qnnflow build --model tfc-w2a2 --binary-impl lut --topk 1`: every layer's -1/0/+1
+    weights (the 8-bit-pixel first layer's too) on our core's ternary mode, thresholds
+    inside, no DSP in FINN's estimate, exact in every stage (100 images, stalls included)."""
+    from qonnx.custom_op.registry import getCustomOp
+
+    from flow.build_folder import final_graph
+
+    out = tmp_path / "b"
+    r = subprocess.run([sys.executable, "-m", "flow.cli", "build", "--model", "tfc-w2a2", "--binary-impl", "lut",
+                        "--topk", "1", "--samples", "100", "--out", str(out)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["binary_impl"] == "lut"
+    ops = [layer["op_type"] for layer in rep["layers"] if not layer["op_type"].startswith("Streaming")]
+    assert ops == ["MVAU_binary_rtl"] * 4 + ["LabelSelect_rtl"]
+    g = ModelWrapper(str(final_graph(out)))
+    assert [getCustomOp(n).get_nodeattr("ternaryWeights") for n in g.get_nodes_by_op_type("MVAU_binary_rtl")] \
+        == [1, 1, 1, 1]
+    assert rep["estimates"]["layer_resources"]["total"]["DSP"] == 0
+    v = rep["verify"]
+    assert v["mismatches"] == {s: 0 for s in STAGES}, v["first_mismatch"]

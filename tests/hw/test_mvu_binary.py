@@ -1,5 +1,5 @@
 """qnn_mvu_binary (hw/rtl) against intsim: FINN's binary MVAU cases (XNOR popcount with
-BINARY or BIPOLAR operands, -1/+1 weights times integer inputs), with and without embedded
+BINARY or BIPOLAR operands, -1/+1 and -1/0/+1 weights times integer inputs), with and without embedded
 thresholds, random sizes and folding, with and without random stalls. Layers are chained
 so that one Verilator build covers several cases (a build takes ~5-8 s on 2 cores)."""
 from __future__ import annotations
@@ -110,6 +110,11 @@ CHAINS = {  # name: per layer (input, weights, output (None: the accumulator), x
         ("BIPOLAR", "BIPOLAR", "INT2", False, 3, -2),    # three thresholds, signed output
         ("INT2", "INT2", None, False, 0, 0),             # -1/+1 weights typed INT2, signed inputs
     ],
+    "ternary": [  # "TERNARY": INT2 weights drawn from -1/0/+1 (the core's TERNARY mode)
+        ("UINT8", "TERNARY", "UINT2", False, 3, 0),      # tfc-w2a2's first layer, thresholds
+        ("UINT2", "TERNARY", "INT2", False, 3, -2),      # its hidden layers (signed output here)
+        ("INT2", "TERNARY", None, False, 0, 0),          # signed inputs, the accumulator out
+    ],
     "xnor": [
         ("BINARY", "BINARY", "BINARY", True, 1, 0),      # binaryXnorMode, thresholds
         ("BINARY", "BINARY", "UINT2", True, 3, 0),
@@ -124,8 +129,13 @@ def chain_layers(spec, rng) -> list[dict]:
     layers = []
     for idt, wdt, odt, xnor, n_thr, act_val in spec:
         pe, nf = int(rng.integers(1, 5)), int(rng.integers(2, 4))
+        extra = {}
+        if wdt == "TERNARY":  # zeros often, a row of each value somewhere
+            wdt, w = "INT2", rng.choice([-1, 0, 0, 1], (simd * sf, pe * nf))
+            w[:, 0], w[0, :] = 0, 1
+            extra["weights"] = w
         layers.append(dict(mw=simd * sf, mh=pe * nf, pe=pe, simd=simd, idt=idt, wdt=wdt, odt=odt, xnor=xnor,
-                           n_thr=n_thr, act_val=act_val))
+                           n_thr=n_thr, act_val=act_val, **extra))
         simd, sf = pe, nf
     return layers
 
@@ -164,7 +174,7 @@ def test_mvu_binary_supports_exactly_its_cases():
 
     assert why() is None
     assert why(idt="BINARY", wdt="BINARY", xnor=True) is None
-    assert "values" in why(weights=np.array([[1, -1], [0, 1], [1, 1], [-1, -1]]))     # a 0 weight
+    assert why(weights=np.array([[1, -1], [0, 1], [1, 1], [-1, -1]])) is None         # ternary
     assert "values" in why(weights=np.array([[1, -1], [-2, 1], [1, 1], [-1, -1]]))    # INT2's -2
     assert "0/1" in why(idt="BINARY", wdt="BINARY", xnor=True, weights=np.full((4, 2), -1))
     assert "mem_mode" in why(mem_mode="external")
@@ -215,18 +225,28 @@ def _mvau_rtl(wdt: str, weights: np.ndarray, idt: str = "UINT4") -> ModelWrapper
 
 def test_binary_weights_leave_finn_dsp_unit():
     """+-1 weights x integers on FINN's MVAU_rtl (DSP slices) move onto our LUT core by default;
-    ternary or wider weights stay on FINN's unit, and so does everything with lut_binary=False
-    (--binary-impl dsp). A FINN RTL layer that stays is not reported as kept on HLS."""
+    ternary weights only with lut_ternary (--binary-impl lut), wider ones never; everything
+    stays with lut_binary=False (--binary-impl dsp). A FINN RTL layer that stays is not
+    reported as kept on HLS."""
     rng = np.random.default_rng(4)
     pm1 = rng.choice([-1, 1], (4, 2))
     m, moved, kept = open_rtl_layers(_mvau_rtl("INT2", pm1))
     assert moved == {"MVAU_hls_0": "MVAU_binary_rtl"} and not kept
-    assert getCustomOp(m.graph.node[0]).dsp_estimation("xc7z020clg400-1") == 0
-    for w in (np.array([[1, -1], [0, 1], [1, 1], [-1, -1]]), rng.integers(-7, 8, (4, 2))):
+    inst = getCustomOp(m.graph.node[0])
+    assert inst.dsp_estimation("xc7z020clg400-1") == 0 and inst.get_nodeattr("ternaryWeights") == 0
+    tern = np.array([[1, -1], [0, 1], [1, 1], [-1, -1]])
+    for w in (tern, rng.integers(-7, 8, (4, 2))):
         m, moved, kept = open_rtl_layers(_mvau_rtl("INT4", w))
         assert m.graph.node[0].op_type == "MVAU_rtl" and not moved and not kept
-    m, moved, _ = open_rtl_layers(_mvau_rtl("INT2", pm1), lut_binary=False)
-    assert m.graph.node[0].op_type == "MVAU_rtl" and not moved
+    m, moved, _ = open_rtl_layers(_mvau_rtl("INT2", tern), lut_ternary=True)
+    assert moved == {"MVAU_hls_0": "MVAU_binary_rtl"}
+    inst = getCustomOp(m.graph.node[0])
+    assert inst.get_nodeattr("ternaryWeights") == 1 and inst.dsp_estimation("xc7z020clg400-1") == 0
+    m, moved, _ = open_rtl_layers(_mvau_rtl("INT4", rng.integers(-7, 8, (4, 2))), lut_ternary=True)
+    assert not moved
+    for w in (pm1, tern):
+        m, moved, _ = open_rtl_layers(_mvau_rtl("INT2", w), lut_binary=False, lut_ternary=True)
+        assert m.graph.node[0].op_type == "MVAU_rtl" and not moved
 
 
 def _thresholding(i: int, ch: int, n_thr: int, idt: str, odt: str, act_val: int, rng, lo: int, hi: int):
