@@ -16,7 +16,7 @@ from qonnx.core.datatype import DataType
 from qonnx.core.modelwrapper import ModelWrapper
 
 from .errors import SimError
-from .kernels import KERNELS, Prepared, windowed
+from .kernels import KERNELS, Prepared, float32_conv_exact, windowed
 
 MODES = ("strict", "fast")
 FLOAT32_EXACT = 2**24
@@ -163,9 +163,10 @@ class IntSim:
 
     def _fuse_windows(self) -> set[str]:
         """Fast mode: a ConvolutionInputGenerator read by nothing but one MVAU (a convolution)
-        or one max Pool (FIFOs and width converters between them pass the image on) runs fused with it (kernels.windowed: one torch conv2d/max_pool2d on
-        the image, no windows in memory), where float32 is proven exact: |every input| times
-        the largest column sum of |weights| below 2**24. Returns the fused SWGs' names."""
+        or one max Pool (FIFOs and width converters between them pass the image on) runs
+        fused with it (kernels.windowed: one torch conv2d/max_pool2d on the image, no windows
+        in memory), where float32 is proven exact: |every input| times the largest column
+        sum of |weights| below 2**24. Returns the fused SWGs' names."""
         readers: dict[str, list[Prepared]] = {}
         for p in self.nodes:
             for t in p.inputs:
@@ -260,7 +261,8 @@ class IntSim:
     def run(self, x: np.ndarray, return_all: bool = False):
         """Execute on a batch of integer inputs; the output (or every tensor) as int64."""
         env = {self.input_name: self.check_input(x)}
-        fuse = bool(self._fused_windows) and not return_all  # every tensor asked for: no fusion
+        # every tensor asked for, or oneDNN told to round float32 convolutions: no fusion
+        fuse = bool(self._fused_windows) and not return_all and float32_conv_exact()
         for p in self.nodes:
             if p.name in self._passthrough or (fuse and p.name in self._fused_windows):
                 # a FIFO or width converter (same values, same shape), or a window generator

@@ -331,6 +331,13 @@ def k_vvau(p, x, *_):
     return y.reshape((x.shape[0],) + p.out_shape)
 
 
+def float32_conv_exact() -> bool:
+    """Whether torch's CPU convolutions compute in IEEE float32 (oneDNN's default), not in a
+    reduced precision (bf16/tf32) that a user may have set process-wide."""
+    conv = getattr(torch.backends.mkldnn, "conv", None)
+    return getattr(conv, "fp32_precision", "none") in ("none", "ieee")
+
+
 def windowed(p: Prepared, x: np.ndarray) -> np.ndarray:
     """Fast mode: an MVAU or a max Pool applied to the windows of the sliding window generator
     in front of it, as one torch conv2d / max_pool2d on the NHWC image, without the windows.

@@ -375,3 +375,42 @@ def test_threshold_count_all_paths(c, steps, lo, span, shared, seed):
         got = threshold_count(xx, t)
         assert got.dtype.kind in "iu"
         assert np.array_equal(got, want)
+
+
+def test_fused_conv_falls_back_under_reduced_float_precision(monkeypatch):
+    """With oneDNN told to compute float32 convolutions in bf16 (a process-wide torch
+    setting, which CPUs with bf16 units honour), fast mode does not fuse: it runs the
+    windows and its exact GEMM instead (the fused kernel is not called)."""
+    import sim.interpreter as interp
+
+    import torch
+    from finn.transformation.fpgadataflow.convert_to_hw.conv_inp_gen import InferConvInpGen
+    from finn.transformation.fpgadataflow.convert_to_hw.quantized_matrix_vector_activation import (
+        InferQuantizedMatrixVectorActivation,
+    )
+    from qonnx.transformation.lower_convs_to_matmul import LowerConvsToMatMul
+
+    from sim.kernels import float32_conv_exact
+
+    rng = np.random.default_rng(7)
+    w = random_data(rng, "INT4", (3, 4, 3, 3))
+    node = helper.make_node("Conv", ["x", "w"], ["y"], kernel_shape=[3, 3], strides=[1, 1], pads=[0, 0, 0, 0],
+                            group=1)
+    model = make_model([node], (1, 4, 7, 7), (1, 3, 5, 5), {"x": "UINT8", "w": "INT4"}, {"w": w}, infer=True)
+    model.set_tensor_datatype("y", DataType["INT32"])
+    x = random_data(rng, "UINT8", (SAMPLES, 4, 7, 7))
+    ref = reference(model, x)
+    hw = _hw_graph(model, LowerConvsToMatMul(), InferQuantizedMatrixVectorActivation(), InferConvInpGen())
+    s = sim.IntSim(hw, "fast")
+    assert s._fused_windows
+    old = torch.backends.mkldnn.conv.fp32_precision
+    try:
+        torch.backends.mkldnn.conv.fp32_precision = "bf16"
+        assert not float32_conv_exact()
+        with monkeypatch.context() as mp:
+            mp.setattr(interp, "windowed", lambda *a: pytest.fail("fused under bf16"))
+            np.testing.assert_array_equal(s.run(x).reshape(ref.shape), ref)
+    finally:
+        torch.backends.mkldnn.conv.fp32_precision = old
+    assert float32_conv_exact()
+    np.testing.assert_array_equal(s.run(x).reshape(ref.shape), ref)
