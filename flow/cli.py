@@ -152,7 +152,7 @@ def _cmd_dse(a) -> int:
     from .dse import run_dse
 
     r = run_dse(a.model, a.fps, Path(a.out), presets=a.presets, board=a.board, samples=a.samples,
-                ray_address=a.ray_address, console=console)
+                ray_address=a.ray_address, console=console, binary_impl=a.binary_impl)
     failed = [p["folder"] for p in r["points"] if "error" in p]
     Console().print(f"dse: {len(r['points'])} points in {r['seconds']:.0f} s; Pareto (images/s vs LUT): "
                     f"{', '.join(r['pareto_LUT']) or '-'}; written to {a.out}/ (results.json, pareto.png, report.html)"
@@ -546,6 +546,8 @@ def make_parser() -> argparse.ArgumentParser:
                    help="comma-separated presets of the model's architecture (default: the model's own)")
     d.add_argument("--board", default="pynq-z1", help=f"target board: {', '.join(BOARDS)}")
     d.add_argument("--samples", type=_at_least(1), default=200, help="verification samples per point (default 200)")
+    d.add_argument("--binary-impl", choices=BINARY_IMPLS, default="xnor",
+                   help="every point's binary/ternary layers, as qnnflow build --binary-impl (default xnor)")
     d.add_argument("--ray-address", help="a running Ray cluster (HOST:PORT or auto); default: a local Ray")
     d.add_argument("--out", default="build/dse")
     d.set_defaults(func=_cmd_dse)

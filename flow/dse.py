@@ -38,7 +38,7 @@ def points(model: str, fps_targets: list[float], presets: list[str] | None) -> l
     return [{"name": n, "fps": float(f), "folder": f"{n}-fps{f:g}"} for n in names for f in fps_targets]
 
 
-def run_point(point: dict, out: str, board: str, samples: int) -> dict:
+def run_point(point: dict, out: str, board: str, samples: int, binary_impl: str = "xnor") -> dict:
     """One point: build, verify, synthesize (runs inside a Ray worker)."""
     from hw.synth import synth_counts
 
@@ -51,7 +51,8 @@ def run_point(point: dict, out: str, board: str, samples: int) -> dict:
     t0 = time.time()
     try:
         rep = run_build(BuildConfig(out=folder, model=point["name"], target_fps=point["fps"], board=board,
-                                    samples=samples, force=True, allow_over_budget=True))
+                                    samples=samples, force=True, allow_over_budget=True,
+                                    binary_impl=binary_impl))
         syn = synth_counts(folder, per_layer=False, top=True, jobs=1)
         if (syn.get("top") or {}).get("status") == "failed":
             # a Yosys process that ends without an error of its own (seen once in a Ray
@@ -131,7 +132,8 @@ def plot(result: dict, out: Path) -> str:
 
 
 def run_dse(model: str, fps_targets: list[float], out: Path, *, presets: list[str] | None = None,
-            board: str = "pynq-z1", samples: int = 200, ray_address: str | None = None, console=None) -> dict:
+            board: str = "pynq-z1", samples: int = 200, ray_address: str | None = None, console=None,
+            binary_impl: str = "xnor") -> dict:
     from hw.boards import BoardError, get_board
 
     try:
@@ -158,7 +160,7 @@ def run_dse(model: str, fps_targets: list[float], out: Path, *, presets: list[st
                         f"{' '.join(str(exc).split())[:200]}") from None
     try:
         task = ray.remote(num_cpus=1)(run_point)
-        pending = {task.remote(p, str(out), board, samples): p for p in todo}
+        pending = {task.remote(p, str(out), board, samples, binary_impl): p for p in todo}
         rows = []
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1)
@@ -176,7 +178,8 @@ def run_dse(model: str, fps_targets: list[float], out: Path, *, presets: list[st
     order = {p["folder"]: i for i, p in enumerate(todo)}
     rows.sort(key=lambda r: order[Path(r["folder"]).name])
     result = {"model": model, "board": board, "part": part, "fps_targets": fps_targets, "presets": presets,
-              "samples": samples, "ray_address": ray_address, "seconds": round(time.time() - t0, 1),
+              "samples": samples, "binary_impl": binary_impl, "ray_address": ray_address,
+              "seconds": round(time.time() - t0, 1),
               "points": rows}
     for key in ("LUT", "DSP"):
         result[f"pareto_{key}"] = [r["folder"] for r in pareto(rows, key)]

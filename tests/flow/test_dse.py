@@ -30,6 +30,7 @@ def test_points_and_pareto_front():
 @pytest.mark.parametrize("args, words", [
     (["--fps", "1e4,abc"], "--fps: must be a finite number > 0"),
     (["--fps", "0"], "--fps: must be a finite number > 0"),
+    (["--fps", "1e4", "--binary-impl", "luts"], "invalid choice: 'luts'"),
 ])
 def test_bad_values_are_usage_errors(args, words):
     r = qnnflow("dse", "--model", "tfc-w1a1", *args)
@@ -48,6 +49,7 @@ def test_two_point_sweep_on_local_ray(tmp_path):
     r = qnnflow("dse", "--model", "tfc-w1a1", "--fps", "2e3,5e4", "--samples", "20", "--out", str(out))
     assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
     res = json.loads((out / "results.json").read_text())
+    assert res["binary_impl"] == "xnor"
     assert [p["folder"] for p in res["points"]] == ["points/tfc-w1a1-fps2000", "points/tfc-w1a1-fps50000"]
     slow, fast = res["points"]
     for p in res["points"]:
