@@ -17,6 +17,20 @@ RTL_EXTS = (".v", ".sv", ".vh", ".svh")
 DEFINITION = re.compile(r"\b(module|package|interface|macromodule)\s+(?:automatic\s+|static\s+)?([A-Za-z_]\w*)")
 
 
+TEMPLATES = Path(__file__).resolve().parent / "rtl" / "templates"
+
+
+def render_template(name: str, **values) -> str:
+    """hw/rtl/templates/<name> with its $NAME placeholders filled (string.Template): the
+    Verilog that qnnflow generates lives there, the values come from the caller."""
+    from string import Template
+
+    try:
+        return Template((TEMPLATES / name).read_text()).substitute({k: str(v) for k, v in values.items()})
+    except KeyError as exc:
+        raise HwError(f"template {name}: no value for ${exc.args[0]}") from None
+
+
 def finn_rtllib() -> Path:
     import finn
 
