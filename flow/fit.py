@@ -50,10 +50,13 @@ def shares_line(fit: dict) -> str:
     return f"{fit['part']} ({fit['source']}): " + ", ".join(parts)
 
 
-def check_fit(fit: dict, allow_over_budget: bool) -> None:
+def check_fit(fit: dict, allow_over_budget: bool, dsp_hint: str = "") -> None:
+    """FlowError where the design is over the part's budget (dsp_hint: a way to free DSPs,
+    named first when DSP is what is over)."""
     if not fit.get("over") or allow_over_budget:
         return
     worst = ", ".join(f"{k} {fit['resources'][k]['used']:,.0f} of {fit['resources'][k]['available']:,} "
                       f"({100 * fit['resources'][k]['share']:.0f} %)" for k in fit["over"])
-    raise FlowError(f"the design does not fit {fit['part']} ({fit['source']}): {worst}; lower --fps, fold with "
-                    "--folding, choose a larger --board, or pass --allow-over-budget to build it anyway")
+    hint = f"{dsp_hint}, " if dsp_hint and "DSP" in fit["over"] else ""
+    raise FlowError(f"the design does not fit {fit['part']} ({fit['source']}): {worst}; {hint}lower --fps, fold "
+                    "with --folding, choose a larger --board, or pass --allow-over-budget to build it anyway")

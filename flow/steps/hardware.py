@@ -382,8 +382,26 @@ def step_estimates(model: ModelWrapper, cfg: BuildConfig, rec: BuildRecord) -> M
     (rec.path("estimates.json")).write_text(json.dumps(est, indent=2, default=float))
     rec.estimates = est
     rec.fit = fit_report(from_estimates(est), cfg.fpga_part, "FINN estimate")
-    check_fit(rec.fit, cfg.allow_over_budget)
+    check_fit(rec.fit, cfg.allow_over_budget, _dsp_hint(model, cfg))
     return model
+
+
+def _dsp_hint(model: ModelWrapper, cfg: BuildConfig) -> str:
+    """Which --binary-impl would take FINN's DSP matrix units with -1/+1 or -1/0/+1 weights
+    onto our LUT core, if any are left on DSPs ("" if none)."""
+    from hw.ops.mvu_binary import MVAU_binary_rtl, binary_mode
+
+    modes = {}
+    for n in model.get_nodes_by_op_type("MVAU_rtl"):
+        mode, _ = binary_mode(getCustomOp(n), model)
+        if mode in ("sum", "ternary") and MVAU_binary_rtl.supports(n, model) is None:
+            modes[n.name] = mode
+    if cfg.binary_impl == "xnor":  # its +-1 layers are on LUTs already
+        modes = {k: m for k, m in modes.items() if m == "ternary"}
+    if cfg.binary_impl == "lut" or not modes:
+        return ""
+    opt = "lut" if "ternary" in modes.values() else "xnor"
+    return f"--binary-impl {opt} moves {', '.join(modes)} off DSPs onto LUTs"
 
 
 def step_hw_codegen(model: ModelWrapper, cfg: BuildConfig, rec: BuildRecord) -> ModelWrapper:

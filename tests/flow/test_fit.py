@@ -52,8 +52,9 @@ def test_over_budget_build_refused_at_estimates_and_allowed_on_request(tmp_path,
     monkeypatch.setitem(hw.boards.DEVICE_RESOURCES, "xc7z020", {"LUT": 53_200, "FF": 106_400, "DSP": 10,
                                                                 "BRAM18": 280})
     out = tmp_path / "b"
-    with pytest.raises(FlowError, match=r"does not fit xc7z020clg400-1 \(FINN estimate\): DSP \d+ of 10"):
-        run_build(BuildConfig(out=out, model="tfc-w2a2", samples=10, rtlsim=False))
+    with pytest.raises(FlowError, match=r"does not fit xc7z020clg400-1 \(FINN estimate\): DSP \d+ of 10 \(\d+ %\); "
+                                        r"--binary-impl lut moves MVAU_rtl_0, MVAU_rtl_1, MVAU_rtl_2, MVAU_rtl_3 off"):
+        run_build(BuildConfig(out=out, model="tfc-w2a2", samples=10, rtlsim=False))  # ternary layers on DSPs
     assert not out.exists() and not list(tmp_path.glob(".b.tmp-*"))
     rep = run_build(BuildConfig(out=out, model="tfc-w2a2", samples=10, rtlsim=False, allow_over_budget=True))
     assert rep["fit"]["over"] == ["DSP"] and rep["fit"]["source"] == "FINN estimate"

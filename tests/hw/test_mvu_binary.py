@@ -249,6 +249,33 @@ def test_binary_weights_leave_finn_dsp_unit():
         assert m.graph.node[0].op_type == "MVAU_rtl" and not moved
 
 
+def test_over_dsp_budget_names_the_binary_impl_that_frees_them(tmp_path):
+    """A design over the DSP budget with FINN's DSP units on -1/+1 or ternary weights: the fit
+    error names the --binary-impl that moves them onto LUTs (none where nothing would move)."""
+    from flow.config import BuildConfig
+    from flow.errors import FlowError
+    from flow.fit import check_fit
+    from flow.steps.hardware import _dsp_hint
+
+    rng = np.random.default_rng(5)
+    pm1, tern = rng.choice([-1, 1], (4, 2)), np.array([[1, -1], [0, 1], [1, 1], [-1, -1]])
+
+    def hint(impl, w):
+        return _dsp_hint(_mvau_rtl("INT2", w), BuildConfig(out=tmp_path / "b", model="tfc-w2a2", binary_impl=impl))
+
+    assert hint("xnor", tern) == "--binary-impl lut moves MVAU_hls_0 off DSPs onto LUTs"
+    assert hint("dsp", pm1) == "--binary-impl xnor moves MVAU_hls_0 off DSPs onto LUTs"
+    assert hint("dsp", tern).startswith("--binary-impl lut ")
+    assert hint("xnor", pm1) == "" and hint("lut", tern) == ""
+    assert _dsp_hint(_mvau_rtl("INT4", rng.integers(-7, 8, (4, 2))),
+                     BuildConfig(out=tmp_path / "b", model="tfc-w2a2")) == ""
+    fit = {"part": "xc7z020clg400-1", "source": "FINN estimate", "over": ["DSP"],
+           "resources": {"DSP": {"used": 300, "available": 220, "share": 300 / 220}}}
+    with pytest.raises(FlowError, match=r"DSP 300 of 220 \(136 %\); --binary-impl lut moves MVAU_hls_0"):
+        check_fit(fit, False, hint("xnor", tern))
+    check_fit(fit, True, hint("xnor", tern))  # --allow-over-budget
+
+
 def _thresholding(i: int, ch: int, n_thr: int, idt: str, odt: str, act_val: int, rng, lo: int, hi: int):
     thr = np.sort(rng.integers(lo, hi + 1, (ch, n_thr)), axis=1)
     node = helper.make_node(
