@@ -54,7 +54,7 @@ compress-results: install
 	$(VENV)/bin/qnnflow compress study --out docs/compress
 
 zoo-table: install
-	$(PY) -c "from flow.cli import update_readme_zoo; update_readme_zoo('README.md')"
+	$(PY) -c "from flow.cli_models import update_readme_zoo; update_readme_zoo('README.md')"
 
 clean:
 	rm -rf build

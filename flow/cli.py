@@ -11,6 +11,7 @@ from pathlib import Path
 from rich.console import Console
 
 from .errors import FlowError
+from .cli_models import cmd_compact, cmd_eval, cmd_zoo  # the model-side commands
 
 console = Console(stderr=True)
 
@@ -217,94 +218,6 @@ def _cmd_synth(a) -> int:
         write_html(build, report)
     if fit is not None:
         check_fit(fit, a.allow_over_budget)
-    return 0
-
-
-def zoo_markdown(rows: list[dict]) -> str:
-    """The README's zoo table (README.md holds this command's output between markers)."""
-    out = ["| model | MNIST test top-1 % | target % | epochs | training s (2 cores) | command |",
-           "|---|---|---|---|---|---|"]
-    for r in rows:
-        name = r["name"] + ("" if r["buildable"] else " (float reference)")
-        target = "-" if r["target"] is None else f"{r['target']:.2f} ({r['target_source']})"
-        out.append(f"| {name} | {r['accuracy']:.2f} | {target} | {r['epochs']} | {r['train_seconds']:.0f} "
-                   f"| `{r['command']}` |")
-    return "\n".join(out)
-
-
-def update_readme_zoo(path: str | Path = "README.md") -> None:
-    """Rewrite the zoo table between README.md's markers (`make zoo-table`)."""
-    import re
-
-    from models.zoo import list_shipped
-
-    p = Path(path)
-    text, n = re.subn(r"<!-- zoo:begin -->\n.*?<!-- zoo:end -->",
-                      lambda m: f"<!-- zoo:begin -->\n{zoo_markdown(list_shipped())}\n<!-- zoo:end -->",
-                      p.read_text(), flags=re.S)
-    if n != 1:
-        raise FlowError(f"{p} has no <!-- zoo:begin --> ... <!-- zoo:end --> block")
-    p.write_text(text)
-
-
-def _cmd_zoo(a) -> int:
-    import json
-
-    from rich.table import Table
-
-    from models.zoo import list_shipped
-
-    rows = list_shipped()
-    if a.json:
-        print(json.dumps(rows, indent=2))
-        return 0
-    if a.markdown:
-        print(zoo_markdown(rows))
-        return 0
-    t = Table(title="qnnflow zoo: shipped checkpoints (MNIST test top-1, float forward in PyTorch)")
-    for col in ("name", "accuracy %", "epochs", "train s", "command"):
-        t.add_column(col)
-    for r in rows:
-        t.add_row(r["name"] + ("" if r["buildable"] else " (reference)"), f"{r['accuracy']:.2f}",
-                  str(r["epochs"]), f"{r['train_seconds']:.0f}" if r["train_seconds"] else "-", r["command"] or "-")
-    Console().print(t)
-    return 0
-
-
-def _cmd_eval(a) -> int:
-    from models import ModelError, load_checkpoint, load_mnist, parse_name, shipped_checkpoint
-    from models.train import evaluate
-
-    try:
-        path = Path(a.model) if Path(a.model).suffix == ".pt" or Path(a.model).is_file() else None
-        if path is None:
-            parse_name(a.model)
-            path = shipped_checkpoint(a.model)
-        module, meta = load_checkpoint(path)
-        split = load_mnist(a.split)
-    except ModelError as exc:
-        raise FlowError(str(exc)) from None
-    acc = evaluate(module, split.x, split.y)
-    key = {"test": "test_accuracy", "val": "val_accuracy"}.get(a.split)
-    recorded = f"; recorded at training {meta[key]:.2f} %" if key and meta.get(key) is not None else ""
-    Console().print(f"{meta.get('name', path.stem)}: MNIST {a.split} top-1 {acc:.2f} % ({len(split.y)} images; "
-                    f"checkpoint {path}{recorded})")
-    return 0
-
-
-def _cmd_compact(a) -> int:
-    from models import ModelError, compact_checkpoint
-
-    if Path(a.out).resolve() == Path(a.checkpoint).resolve():
-        raise FlowError(f"--out {a.out} is the input checkpoint; write the compact one elsewhere")
-    try:
-        r = compact_checkpoint(a.checkpoint, a.out)
-    except ModelError as exc:
-        raise FlowError(str(exc)) from None
-    Console().print(f"{a.out}: {r['layers']} quantized weight tensors as integer codes (the same codes), "
-                    f"{r['bytes_before'] / 2**20:.2f} MiB -> {r['bytes_after'] / 2**20:.2f} MiB; scales within "
-                    f"{r['max_scale_rel_diff']:.1e} (relative); MNIST test top-1 {r['test_accuracy_before']:.2f} % -> "
-                    f"{r['test_accuracy']:.2f} %, {r['predictions_changed']} of 20000 test/val predictions changed")
     return 0
 
 
@@ -522,18 +435,18 @@ def make_parser() -> argparse.ArgumentParser:
     z = sub.add_parser("zoo", help="list the shipped models with their accuracy and provenance")
     z.add_argument("--json", action="store_true", help="a JSON list of {name, arch, preset, accuracy, ...}")
     z.add_argument("--markdown", action="store_true", help="a Markdown table (the README's)")
-    z.set_defaults(func=_cmd_zoo)
+    z.set_defaults(func=cmd_zoo)
 
     e = sub.add_parser("eval", help="MNIST accuracy of a zoo model or a checkpoint file")
     e.add_argument("model", help="a zoo name (its shipped checkpoint) or a checkpoint path")
     e.add_argument("--split", default="test", choices=("train", "val", "test"))
-    e.set_defaults(func=_cmd_eval)
+    e.set_defaults(func=cmd_eval)
 
     co = sub.add_parser("compact", help="rewrite a checkpoint with its quantized weights as integer codes "
                                         "(about 4x smaller; for deployment and the zoo)")
     co.add_argument("checkpoint", help="a checkpoint written by qnnflow train")
     co.add_argument("--out", required=True, help="the compact checkpoint to write")
-    co.set_defaults(func=_cmd_compact)
+    co.set_defaults(func=cmd_compact)
 
     _compress_parser(sub)
 

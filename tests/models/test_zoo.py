@@ -98,7 +98,7 @@ def test_readme_zoo_table_is_the_command_output():
     import re
     from pathlib import Path
 
-    from flow.cli import zoo_markdown
+    from flow.cli_models import zoo_markdown
     from models.zoo import list_shipped
 
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
