@@ -155,7 +155,7 @@ def bench_model(out: Path, model: str, rounds: int = 5, finn_images: int | None 
             "rtlsim_vs_finn_rtl": rtl.sim_cycles_per_s / rtl_finn.sim_cycles_per_s,
             "rtlsim_exact_mvu_vs_finn_rtl": rtl_exact.sim_cycles_per_s / rtl_finn.sim_cycles_per_s,
         },
-        "fast_mode_gemm": [p.gemm for p in fast.nodes if p.op_type in ("MatMul", "MVAU")],
+        "fast_mode_gemm": [p.gemm for p in fast.nodes],
         "rtlsim_cycles_per_s": rtl.sim_cycles_per_s,
         "rtlsim_exact_mvu_cycles_per_s": rtl_exact.sim_cycles_per_s,
         "rtlsim_exact_mvu_images_per_s": len(xr) / rtl_exact.wall_s,
@@ -167,6 +167,7 @@ def bench_model(out: Path, model: str, rounds: int = 5, finn_images: int | None 
     targets = dict(TARGETS)
     if model in RTLSIM_TARGETS:
         targets["rtlsim_cycles_per_s"] = RTLSIM_TARGETS[model]
+        r["rtlsim_target_cycles_per_s"] = RTLSIM_TARGETS[model]  # bench.json's key before `targets` had it
     r["targets"] = targets
     r["targets_met"] = {k: bool((r["ratios"].get(k) if k in r["ratios"] else r[k]) >= v)
                         for k, v in targets.items()}

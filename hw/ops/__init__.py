@@ -78,7 +78,6 @@ def open_rtl_layers(model, lut_binary: bool = True, lut_ternary: bool = False) -
         declared = set(getCustomOp(node).get_nodeattr_types())
         for a in [a for a in node.attribute if a.name not in declared]:
             node.attribute.remove(a)  # HLS-only attributes (cppsim paths, ...)
-        if hasattr(cls, "annotate"):
-            cls.annotate(node, model)
+        cls.annotate(node, model)
         moved[node.name] = new_type
     return model, moved, kept

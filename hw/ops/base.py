@@ -76,6 +76,11 @@ class OpenRTLBackend(RTLBackend):
         """None if the core implements this node, else the reason it does not."""
         return None
 
+    @classmethod
+    def annotate(cls, node, model) -> None:
+        """After open_rtl_layers moved `node` here: record in its attributes what the
+        estimates need from the graph (they see no weights). Nothing by default."""
+
     # -- FINN's RTL backend ---------------------------------------------------------
     def core_sources(self) -> list[Path]:
         return [RTL_DIR / f for f in self.CORE_FILES]

@@ -78,7 +78,7 @@ class MVAU_binary_rtl(MVAU, OpenRTLBackend):
 
     @classmethod
     def annotate(cls, node, model) -> None:
-        """Record what the estimates need to know of the weights (called after the move)."""
+        """ternaryWeights: whether the weights take two bits each (LUT and BRAM estimates)."""
         from qonnx.custom_op.registry import getCustomOp
 
         inst = getCustomOp(node)
